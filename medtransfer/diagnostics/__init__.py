@@ -1,0 +1,1 @@
+"""medtransfer.diagnostics: not yet implemented (see the issue tracker)."""

@@ -1,0 +1,1 @@
+"""medtransfer.evaluation: not yet implemented (see the issue tracker)."""

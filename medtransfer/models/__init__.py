@@ -1,0 +1,1 @@
+"""medtransfer.models: not yet implemented (see the issue tracker)."""

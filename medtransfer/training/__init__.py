@@ -1,0 +1,1 @@
+"""medtransfer.training: not yet implemented (see the issue tracker)."""

@@ -1,0 +1,1 @@
+"""medtransfer.transforms: not yet implemented (see the issue tracker)."""

@@ -1,0 +1,19 @@
+"""Test-suite set-up: offline, deterministic, CPU only."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_medtransfer_home(tmp_path_factory, monkeypatch):
+    """Point the weight cache at an empty temporary folder so tests never see the user's cache."""
+    home = tmp_path_factory.mktemp("medtransfer_home")
+    monkeypatch.setenv("MEDTRANSFER_HOME", str(home))
+    yield
