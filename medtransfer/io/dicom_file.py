@@ -1,0 +1,178 @@
+"""Load one DICOM file: a 2D image, a legacy multi-frame stack, or an enhanced multi-frame volume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medtransfer.errors import DicomError
+from medtransfer.io.dicom_geometry import (
+    LPS_TO_RAS,
+    FrameGeometry,
+    NonUniformPolicy,
+    TiltPolicy,
+    plan_volume,
+)
+from medtransfer.io.dicom_header import SliceHeader, read_header
+from medtransfer.io.dicom_intensity import to_physical
+from medtransfer.io.dicom_pixels import decode_dataset_frames, read_stored_frames
+from medtransfer.io.dicom_volume import resample_slices, series_meta
+from medtransfer.io.image import make_image
+
+__all__ = ["load_dicom_file"]
+
+
+def _first(sequence_owner: Any, sequence: str, keyword: str) -> Any:
+    items = sequence_owner.get(sequence) if sequence_owner is not None else None
+    if not items:
+        return None
+    return items[0].get(keyword)
+
+
+def _functional(ds: Any, frame: int, sequence: str, keyword: str) -> Any:
+    """A value from the per-frame functional group, falling back to the shared one."""
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    value = (
+        _first(per_frame[frame], sequence, keyword)
+        if per_frame and frame < len(per_frame)
+        else None
+    )
+    if value is None:
+        shared = ds.get("SharedFunctionalGroupsSequence")
+        value = _first(shared[0], sequence, keyword) if shared else None
+    return value
+
+
+def _enhanced_frames(ds: Any, header: SliceHeader) -> tuple[list[FrameGeometry], np.ndarray]:
+    frames, rescale = [], []
+    for f in range(header.frames):
+        position = _functional(ds, f, "PlanePositionSequence", "ImagePositionPatient")
+        orientation = _functional(ds, f, "PlaneOrientationSequence", "ImageOrientationPatient")
+        spacing = _functional(ds, f, "PixelMeasuresSequence", "PixelSpacing")
+        if position is None or orientation is None:
+            raise DicomError(
+                f"{header.path}: frame {f + 1} of the enhanced multi-frame image has no plane "
+                "position/orientation, so frames cannot be placed in space."
+            )
+        frames.append(
+            FrameGeometry(
+                label=f"{header.path.name} frame {f + 1}",
+                position=tuple(float(v) for v in position),
+                orientation=tuple(float(v) for v in orientation),
+                pixel_spacing=tuple(float(v) for v in spacing) if spacing else (1.0, 1.0),
+                rows=header.rows,
+                columns=header.columns,
+                sop_uid=f"{header.sop_uid}#{f}",
+            )
+        )
+        slope = _functional(ds, f, "PixelValueTransformationSequence", "RescaleSlope")
+        intercept = _functional(ds, f, "PixelValueTransformationSequence", "RescaleIntercept")
+        rescale.append(
+            (
+                float(slope) if slope not in (None, "") else header.rescale_slope,
+                float(intercept) if intercept not in (None, "") else header.rescale_intercept,
+            )
+        )
+    return frames, np.asarray(rescale, dtype=np.float64)
+
+
+def _flat_affine(header: SliceHeader, step: float) -> np.ndarray:
+    """Affine of a frame stack with no per-frame positions (X-ray, legacy multi-frame)."""
+    row_spacing, col_spacing = header.pixel_spacing or (1.0, 1.0)
+    if header.orientation is None or header.position is None:
+        # No patient frame at all (projection radiography): axes as stored, scaled to mm.
+        return np.diag([col_spacing, row_spacing, step, 1.0])
+    orientation = np.asarray(header.orientation)
+    normal = np.cross(orientation[:3], orientation[3:])
+    lps = np.eye(4)
+    lps[:3, 0], lps[:3, 1] = orientation[:3] * col_spacing, orientation[3:] * row_spacing
+    lps[:3, 2], lps[:3, 3] = normal * step, header.position
+    return LPS_TO_RAS @ lps
+
+
+def load_dicom_file(
+    path: Path,
+    *,
+    dtype: Any = np.float32,
+    nonuniform: NonUniformPolicy = "error",
+    gantry_tilt: TiltPolicy = "warn",
+):
+    """Load a single DICOM file as a MetaTensor.
+
+    - one frame: a 2D image (columns, rows) whose 4x4 affine's third column is the slice normal
+      times SliceThickness (1 mm when absent);
+    - enhanced multi-frame (per-frame plane positions): a 3D volume ordered and checked exactly
+      like a series of files;
+    - legacy multi-frame without per-frame positions: frames stacked along the third axis with
+      SpacingBetweenSlices (else SliceThickness, else 1 mm) as the step.
+    Colour images keep RGB as a last axis (``meta["original_channel_dim"] == -1``).
+    """
+    import pydicom
+
+    header = read_header(path, force=True)
+    if header is None:
+        raise DicomError(
+            f"{path} is not a DICOM file (no 'DICM' marker and no DICOM header found). Pass a "
+            ".dcm file, a folder of DICOM files, or a .nii/.nii.gz file."
+        )
+    if not header.has_pixels and not header.is_enhanced:
+        raise DicomError(
+            f"{path} has no image pixel data (modality {header.modality or 'unknown'}: e.g. a "
+            "structure set, report or presentation state); load the image series it refers to."
+        )
+    meta = series_meta(header)
+    meta["monochrome1_inverted"] = header.photometric == "MONOCHROME1"
+    if header.is_enhanced:
+        try:
+            ds = pydicom.dcmread(path)
+        except Exception as err:  # corrupt enhanced files raise many pydicom error types
+            raise DicomError(f"Cannot read {path}: {type(err).__name__}: {err}") from err
+        frames, rescale = _enhanced_frames(ds, header)
+        stored = decode_dataset_frames(ds, path)
+        geometry = plan_volume(
+            frames, name=header.path.name, nonuniform=nonuniform, gantry_tilt=gantry_tilt
+        )
+        volume = np.empty((len(geometry.order), *stored.shape[1:]), dtype=dtype)
+        for k, f in enumerate(geometry.order):
+            to_physical(
+                stored[f],
+                volume[k],
+                slope=rescale[f, 0],
+                intercept=rescale[f, 1],
+                monochrome1=header.photometric == "MONOCHROME1",
+                bits_stored=header.bits_stored,
+                signed=header.pixel_representation == 1,
+            )
+        if geometry.resample_to is not None:
+            volume = resample_slices(volume, geometry.slice_positions, geometry.resample_to)
+        affine = geometry.affine
+        meta["geometry_notes"] = list(geometry.notes)
+    else:
+        stored = read_stored_frames(header)
+        volume = np.empty(stored.shape, dtype=dtype)
+        to_physical(
+            stored,
+            volume,
+            slope=header.rescale_slope,
+            intercept=header.rescale_intercept,
+            monochrome1=header.photometric == "MONOCHROME1",
+            bits_stored=header.bits_stored,
+            signed=header.pixel_representation == 1,
+        )
+        step = header.spacing_between_slices or header.slice_thickness or 1.0
+        affine = _flat_affine(header, abs(step))
+        if header.position is None or header.orientation is None:
+            meta["geometry_notes"] = [
+                "no patient position/orientation: axes as stored, spacing in mm"
+            ]
+    colour = volume.ndim == 4
+    if volume.shape[0] == 1:  # a single frame is a 2D image
+        volume = volume[0]
+        axes = (1, 0, 2) if colour else (1, 0)
+    else:
+        axes = (2, 1, 0, 3) if colour else (2, 1, 0)
+    return make_image(
+        volume.transpose(axes), affine, source=str(path), channel_last=colour, extra=meta
+    )

@@ -1,0 +1,194 @@
+"""Read what a DICOM file says about itself, without reading its pixels.
+
+One parse per file (``defer_size`` skips the pixel bytes but records where they are), so the
+same header serves series discovery, geometry checks and the fast pixel read.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from medtransfer.errors import DicomError
+
+__all__ = ["SliceHeader", "is_probably_dicom", "read_header"]
+
+_PIXEL_DATA = 0x7FE00010
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+_SKIP_NAMES = {"DICOMDIR"}
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """The header fields medtransfer needs from one DICOM file (no PHI is kept)."""
+
+    path: Path
+    sop_uid: str
+    series_uid: str
+    study_uid: str
+    modality: str
+    description: str
+    series_number: int | None
+    instance_number: int | None
+    rows: int
+    columns: int
+    frames: int
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    slice_thickness: float | None
+    spacing_between_slices: float | None
+    rescale_slope: float
+    rescale_intercept: float
+    photometric: str
+    samples_per_pixel: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    transfer_syntax: str
+    pixel_offset: int | None
+    pixel_length: int | None
+    study_date: str
+    acquisition_number: int | None
+    echo_number: int | None
+    is_enhanced: bool
+
+    @property
+    def has_pixels(self) -> bool:
+        return (
+            self.rows > 0
+            and self.columns > 0
+            and (self.pixel_offset is not None or self.is_enhanced)
+        )
+
+
+def is_probably_dicom(path: Path) -> bool:
+    """True when the file has the 'DICM' marker at byte 128 (Part 10 file)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(128)
+            return fh.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _float(ds: Any, keyword: str, default: float | None = None) -> float | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return default
+    if isinstance(value, list | tuple) or getattr(value, "VM", 1) > 1:
+        value = value[0]
+    return float(value)
+
+
+def _int(ds: Any, keyword: str, default: int | None = None) -> int | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return default
+    if isinstance(value, list | tuple):
+        value = value[0]
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _floats(ds: Any, keyword: str, count: int) -> tuple[float, ...] | None:
+    value = ds.get(keyword)
+    if value is None or value == "" or len(value) != count:
+        return None
+    return tuple(float(v) for v in value)
+
+
+def _pixel_location(ds: Any) -> tuple[int | None, int | None]:
+    raw = ds._dict.get(_PIXEL_DATA)  # a RawDataElement when deferred: value_tell = file offset
+    if raw is None:
+        return None, None
+    offset = getattr(raw, "value_tell", None)
+    length = getattr(raw, "length", None)
+    if length == _UNDEFINED_LENGTH:  # encapsulated (compressed) frames
+        return offset, None
+    return offset, length
+
+
+def read_header(path: Path, *, force: bool = False) -> SliceHeader | None:
+    """Parse the header of ``path``.
+
+    Returns ``None`` when the file is not DICOM (no 'DICM' marker and, with ``force``, no
+    SOP/Series UID either). Raises :class:`DicomError` when the file claims to be DICOM but
+    cannot be parsed (truncated or corrupt header).
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    if path.name in _SKIP_NAMES:
+        return None
+    marked = is_probably_dicom(path)
+    if not marked and not force:
+        return None
+    try:
+        ds = pydicom.dcmread(path, defer_size=1024, force=not marked)
+        series_uid = str(ds.get("SeriesInstanceUID", ""))
+        if not marked and not (series_uid or ds.get("SOPClassUID")):
+            return None
+        meta = getattr(ds, "file_meta", None)
+        syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+        if not syntax:
+            syntax = "1.2.840.10008.1.2"  # no file meta: implicit VR little endian by default
+        offset, length = _pixel_location(ds)
+        enhanced = "PerFrameFunctionalGroupsSequence" in ds
+        header = SliceHeader(
+            path=path,
+            sop_uid=str(ds.get("SOPInstanceUID", "")),
+            series_uid=series_uid,
+            study_uid=str(ds.get("StudyInstanceUID", "")),
+            modality=str(ds.get("Modality", "")),
+            description=str(ds.get("SeriesDescription", "")),
+            series_number=_int(ds, "SeriesNumber"),
+            instance_number=_int(ds, "InstanceNumber"),
+            rows=_int(ds, "Rows", 0) or 0,
+            columns=_int(ds, "Columns", 0) or 0,
+            frames=_int(ds, "NumberOfFrames", 1) or 1,
+            position=_floats(ds, "ImagePositionPatient", 3),
+            orientation=_floats(ds, "ImageOrientationPatient", 6),
+            pixel_spacing=_floats(ds, "PixelSpacing", 2) or _floats(ds, "ImagerPixelSpacing", 2),
+            slice_thickness=_float(ds, "SliceThickness"),
+            spacing_between_slices=_float(ds, "SpacingBetweenSlices"),
+            rescale_slope=_float(ds, "RescaleSlope", 1.0) or 1.0,
+            rescale_intercept=_float(ds, "RescaleIntercept", 0.0) or 0.0,
+            photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip(),
+            samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,
+            bits_allocated=_int(ds, "BitsAllocated", 16) or 16,
+            bits_stored=_int(ds, "BitsStored", 0) or _int(ds, "BitsAllocated", 16) or 16,
+            pixel_representation=_int(ds, "PixelRepresentation", 0) or 0,
+            transfer_syntax=syntax,
+            pixel_offset=offset,
+            pixel_length=length,
+            study_date=str(ds.get("StudyDate", "")),
+            acquisition_number=_int(ds, "AcquisitionNumber"),
+            echo_number=_int(ds, "EchoNumbers"),
+            is_enhanced=enhanced,
+        )
+    except InvalidDicomError as err:
+        if not marked:
+            return None
+        raise DicomError(f"{path} is not a readable DICOM file: {err}") from err
+    except (OSError, EOFError, ValueError, TypeError, KeyError, AttributeError, IndexError) as err:
+        if not marked:
+            return None
+        raise DicomError(
+            f"Cannot parse the DICOM header of {path} ({type(err).__name__}: {err}). The file is "
+            "truncated or corrupt: re-export it from the PACS or remove it from the folder."
+        ) from err
+    return header
+
+
+def file_size(path: Path) -> int:
+    """Size of ``path`` in bytes (0 when it cannot be read)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

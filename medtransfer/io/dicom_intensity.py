@@ -1,0 +1,52 @@
+"""Stored DICOM values to physical values: MONOCHROME1 inversion, then RescaleSlope/Intercept."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["invert_monochrome1", "to_physical"]
+
+
+def invert_monochrome1(stored: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:
+    """Map MONOCHROME1 (low = white) to MONOCHROME2 over the stored-value range.
+
+    ``x -> min + max - x`` with the range of ``bits_stored`` bits, so every slice of a series is
+    inverted the same way (a per-slice min/max would make slices disagree).
+
+    Example:
+        >>> invert_monochrome1(np.array([0, 1, 4095]), 12, signed=False).tolist()
+        [4095, 4094, 0]
+    """
+    if signed:
+        low, high = -(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1
+    else:
+        low, high = 0, (1 << bits_stored) - 1
+    wide = stored.astype(np.int64 if stored.dtype.kind in "iu" else stored.dtype)
+    return (low + high) - wide
+
+
+def to_physical(
+    stored: np.ndarray,
+    out: np.ndarray,
+    *,
+    slope: float,
+    intercept: float,
+    monochrome1: bool = False,
+    bits_stored: int = 16,
+    signed: bool = False,
+) -> np.ndarray:
+    """Write ``stored * slope + intercept`` into ``out`` (float), inverting MONOCHROME1 first.
+
+    Example:
+        >>> out = np.empty(2, np.float32)
+        >>> to_physical(np.array([0, 1024], np.uint16), out, slope=1.0, intercept=-1024.0).tolist()
+        [-1024.0, 0.0]
+    """
+    if monochrome1:
+        stored = invert_monochrome1(stored, bits_stored, signed)
+    if slope == 1.0 and intercept == 0.0:
+        out[...] = stored
+        return out
+    np.multiply(stored, out.dtype.type(slope), out=out, casting="unsafe")
+    out += out.dtype.type(intercept)
+    return out

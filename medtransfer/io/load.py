@@ -1,0 +1,137 @@
+"""``load``: one entry point for NIfTI files, DICOM folders and single DICOM files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from medtransfer.errors import DicomError, InputPathError, SeriesError
+from medtransfer.io.dicom_file import load_dicom_file
+from medtransfer.io.dicom_geometry import NonUniformPolicy, TiltPolicy
+from medtransfer.io.dicom_volume import load_series_files
+from medtransfer.io.nifti import is_nifti_path, load_nifti
+from medtransfer.io.series_discovery import describe_series, scan_folder
+
+__all__ = ["load"]
+
+SeriesPolicy = Literal["largest"]
+
+
+def _choose_series(folder: Path, scan, series_uid: str | None, select: SeriesPolicy | None):
+    images = {
+        uid: hs for uid, hs in scan.series.items() if any(h.has_pixels or h.is_enhanced for h in hs)
+    }
+    if series_uid is not None:
+        if series_uid not in scan.series:
+            listing = "\n".join(
+                f"  {describe_series(u, h).summary()}" for u, h in scan.series.items()
+            )
+            raise SeriesError(f"Series {series_uid} is not in {folder}. Series found:\n{listing}")
+        return series_uid, scan.series[series_uid]
+    if not images:
+        if scan.series:
+            kinds = sorted({h.modality or "?" for hs in scan.series.values() for h in hs})
+            raise SeriesError(
+                f"{folder} holds DICOM files without image pixel data only ({', '.join(kinds)}); "
+                "point at the folder of the image series they refer to."
+            )
+        detail = f"{scan.n_files} file(s) checked" if scan.n_files else "the folder is empty"
+        raise DicomError(
+            f"No DICOM files in {folder} ({detail}). Point at the folder that holds the .dcm "
+            "files of one series, or pass a NIfTI file."
+        )
+    if len(images) == 1:
+        uid = next(iter(images))
+        return uid, images[uid]
+    if select == "largest":
+        uid = max(images, key=lambda u: (sum(h.frames for h in images[u]), u))
+        return uid, images[uid]
+    listing = "\n".join(
+        f"  {describe_series(u, h).summary()}"
+        for u, h in sorted(images.items(), key=lambda item: -len(item[1]))
+    )
+    raise SeriesError(
+        f"{folder} holds {len(images)} image series; pick one with "
+        f"mt.io.load(folder, series_uid=...) or select='largest':\n{listing}"
+    )
+
+
+def load(
+    path: str | os.PathLike[str],
+    series_uid: str | None = None,
+    *,
+    select: SeriesPolicy | None = None,
+    dtype: Any = np.float32,
+    nonuniform: NonUniformPolicy = "error",
+    gantry_tilt: TiltPolicy = "warn",
+):
+    """Load a NIfTI file, a DICOM series folder or a single DICOM file as a MetaTensor.
+
+    The result is channel-less and spatial, indexed (i, j, k) like nibabel, with ``.affine``
+    mapping voxels to RAS+ millimetres (nibabel's affine for NIfTI; DICOM's LPS converted) and
+    ``meta["spacing"]`` in mm. DICOM slices are ordered by position along the slice normal
+    (never by file name or InstanceNumber), the slice step comes from positions (never from
+    SliceThickness), RescaleSlope/Intercept are applied (HU for CT) and MONOCHROME1 is inverted.
+
+    Args:
+        path: ``.nii``/``.nii.gz`` file, folder holding a DICOM series (searched recursively),
+            or one DICOM file (2D, or multi-frame).
+        series_uid: which series to load when the folder holds several.
+        select: ``"largest"`` picks the series with most frames instead of raising when the
+            folder holds several image series and no ``series_uid`` is given.
+        dtype: float dtype of the result (default float32). For NIfTI, ``None`` keeps the stored
+            type (useful for label maps).
+        nonuniform: DICOM series with missing slices or varying spacing raise by default;
+            ``"resample"`` interpolates them linearly onto a uniform grid (with a warning).
+        gantry_tilt: ``"warn"`` (default) keeps a tilted acquisition as an exact sheared affine;
+            ``"error"`` refuses it.
+
+    Raises:
+        InputPathError: the path does not exist.
+        NiftiError, DicomError: the file cannot be read or decoded.
+        SeriesError: several series and none chosen; missing/duplicate slices; mixed sizes or
+            orientations; positions that do not form one stack.
+
+    Example:
+        >>> import medtransfer as mt, numpy as np, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> _ = mt.io.write_dicom_series(np.full((8, 8, 3), 40.0), folder, affine=np.eye(4))
+        >>> ct = mt.io.load(folder)
+        >>> tuple(ct.shape), float(ct.max()), ct.meta["spacing"]
+        ((8, 8, 3), 40.0, (1.0, 1.0, 1.0))
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputPathError(
+            f"Not found: {path}. Pass a .nii/.nii.gz file, a DICOM file, or a folder of DICOM files."
+        )
+    if path.is_file() and is_nifti_path(path):
+        return load_nifti(path, dtype=dtype)
+    if dtype is None:
+        dtype = np.float32
+    if path.is_file():
+        return load_dicom_file(path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt)
+    scan = scan_folder(path)
+    uid, headers = _choose_series(path, scan, series_uid, select)
+    if scan.unreadable:
+        names = ", ".join(str(p.name) for p, _ in scan.unreadable[:5])
+        raise DicomError(
+            f"{len(scan.unreadable)} file(s) in {path} look like DICOM but cannot be read (e.g. "
+            f"{names}): {scan.unreadable[0][1]} They may be slices of this series, so nothing was "
+            "loaded. Remove or re-export them."
+        )
+    if len(headers) == 1 and (headers[0].frames > 1 or headers[0].is_enhanced):
+        return load_dicom_file(
+            headers[0].path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt
+        )
+    return load_series_files(
+        headers,
+        name=uid,
+        source=str(path),
+        dtype=dtype,
+        nonuniform=nonuniform,
+        gantry_tilt=gantry_tilt,
+    )

@@ -1,0 +1,160 @@
+"""NIfTI read/write with nibabel, keeping nibabel's affine exactly (RAS+ mm)."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medtransfer.errors import InputPathError, NiftiError
+from medtransfer.io.atomic import atomic_path
+from medtransfer.io.image import make_image
+
+__all__ = ["is_nifti_path", "load_nifti", "save_nifti"]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def is_nifti_path(path: str | os.PathLike[str]) -> bool:
+    """True when the file name ends in ``.nii`` or ``.nii.gz``."""
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
+    """Read a NIfTI file into a MetaTensor whose affine is nibabel's ``img.affine``.
+
+    Scaling (``scl_slope``/``scl_inter``) is applied. Trailing singleton axes beyond the third
+    are dropped; a fourth axis longer than one (time, or several modalities as in the Medical
+    Segmentation Decathlon) is kept last and flagged by ``meta["original_channel_dim"] = -1``.
+
+    Args:
+        path: ``.nii`` or ``.nii.gz`` file.
+        dtype: numpy dtype of the returned array; ``None`` keeps the stored type when no scaling
+            applies (useful for label maps).
+
+    Example:
+        >>> import medtransfer as mt  # doctest: +SKIP
+        >>> img = mt.io.load("ct.nii.gz")  # doctest: +SKIP
+    """
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputPathError(
+            f"NIfTI file not found: {path}. Check the path (and its .nii/.nii.gz suffix)."
+        )
+    try:
+        img = nib.load(str(path))
+        if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+            raise NiftiError(f"{path} is a {type(img).__name__}, not a NIfTI-1/2 image.")
+        if dtype is None:
+            data = np.asanyarray(img.dataobj)
+        elif np.dtype(dtype).kind == "f":
+            data = img.get_fdata(dtype=np.dtype(dtype), caching="unchanged")
+        else:
+            data = np.asanyarray(img.dataobj).astype(dtype, copy=False)
+        affine = np.asarray(img.affine, dtype=np.float64)
+    except (ImageFileError, OSError, EOFError, zlib.error, ValueError) as err:
+        raise NiftiError(
+            f"Cannot read NIfTI file {path}: {err}. The file is truncated or not NIfTI; "
+            "re-export it (e.g. with dcm2niix) or check the download."
+        ) from err
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim > 4:
+        raise NiftiError(
+            f"{path} has {data.ndim} dimensions {data.shape}; medtransfer reads 2D, 3D, or 3D plus "
+            "one channel/time axis. Split the file into 3D/4D images first."
+        )
+    channel_last = data.ndim == 4
+    return make_image(
+        data,
+        affine,
+        source=str(path),
+        channel_last=channel_last,
+        extra={"format": "nifti"},
+    )
+
+
+def _is_rigid_with_scaling(affine: np.ndarray) -> bool:
+    """A qform can only hold rotation + scaling (+ a flip): columns must be orthogonal."""
+    columns = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    return bool(np.allclose(columns.T @ columns, np.eye(3), atol=1e-5))
+
+
+def _as_numpy(image: Any) -> np.ndarray:
+    if hasattr(image, "detach"):
+        image = image.detach().cpu()
+        if hasattr(image, "as_tensor"):
+            image = image.as_tensor()
+        image = image.numpy()
+    array = np.asarray(image)
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    if array.dtype == np.int64 and array.size and array.min() >= -32768 and array.max() < 32768:
+        array = array.astype(np.int16)  # label maps: int64 is not a NIfTI datatype most tools read
+    return array
+
+
+def save_nifti(image: Any, path: str | os.PathLike[str], affine: Any = None) -> Path:
+    """Write ``image`` to ``path`` (.nii or .nii.gz) atomically, keeping its affine.
+
+    ``affine`` defaults to ``image.affine`` for a MetaTensor. The affine goes to the sform
+    (code 1, scanner); the qform is also set when the affine has no shear (gantry tilt), so
+    tools that read only the qform agree. Loading the file back gives an affine equal to the
+    input's rounded to float32 (the NIfTI header's precision) and the same voxel values.
+
+    Args:
+        image: MetaTensor, torch tensor or numpy array, spatial axes first (channels last).
+        path: destination ending in ``.nii`` or ``.nii.gz``.
+        affine: 4x4 voxel-to-RAS+ mm; required unless ``image`` carries one.
+
+    Returns:
+        The path written.
+
+    Example:
+        >>> import numpy as np, tempfile, pathlib
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "mask.nii.gz"
+        >>> _ = save_nifti(np.zeros((4, 4, 4), np.uint8), out, affine=np.eye(4))
+        >>> out.exists()
+        True
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not is_nifti_path(path):
+        raise NiftiError(f"Cannot save to {path}: the file name must end in .nii or .nii.gz.")
+    if affine is None:
+        affine = getattr(image, "affine", None)
+        if affine is None:
+            raise NiftiError(
+                f"Cannot save {type(image).__name__} to {path} without an affine: pass affine= "
+                "(a 4x4 voxel-to-RAS+ matrix) or a MetaTensor."
+            )
+    affine = np.asarray(affine.detach().cpu() if hasattr(affine, "detach") else affine, np.float64)
+    if affine.shape == (3, 3):  # a 2D affine: embed it in 3D
+        full = np.eye(4)
+        full[:2, :2], full[:2, 3] = affine[:2, :2], affine[:2, 2]
+        affine = full
+    if affine.shape != (4, 4):
+        raise NiftiError(f"Cannot save to {path}: affine must be 4x4, got shape {affine.shape}.")
+    array = _as_numpy(image)
+    nifti = nib.Nifti1Image(array, affine)
+    nifti.header.set_sform(affine, code=1)
+    if _is_rigid_with_scaling(affine):
+        nifti.header.set_qform(affine, code=1)
+    else:
+        nifti.header.set_qform(None, code=0)
+    nifti.header.set_xyzt_units(xyz="mm")
+    try:
+        with atomic_path(path) as tmp:
+            nib.save(nifti, str(tmp))
+    except OSError as err:
+        raise NiftiError(
+            f"Cannot write {path}: {err}. Check the folder exists and is writable."
+        ) from err
+    return path

@@ -1,0 +1,157 @@
+"""Find the DICOM series in a folder tree from headers only: ``list_series`` and grouping."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medtransfer.errors import DicomError, InputPathError, MedTransferError, MedTransferWarning
+from medtransfer.io.dicom_geometry import FrameGeometry, plan_volume
+from medtransfer.io.dicom_header import SliceHeader, read_header
+from medtransfer.io.series_info import SeriesInfo
+
+__all__ = ["ScanResult", "list_series", "scan_folder", "describe_series"]
+
+
+@dataclass
+class ScanResult:
+    """Headers of a folder tree grouped by SeriesInstanceUID, plus what could not be read."""
+
+    series: dict[str, list[SliceHeader]]
+    unreadable: list[tuple[Path, str]]
+    n_files: int
+
+
+def _walk_files(root: Path) -> list[Path]:
+    files = []
+    for folder, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files.extend(Path(folder) / name for name in sorted(filenames) if not name.startswith("."))
+    return files
+
+
+def _read(path: Path) -> tuple[Path, SliceHeader | None, str | None]:
+    try:
+        return path, read_header(path), None
+    except DicomError as err:
+        return path, None, str(err)
+
+
+def scan_folder(root: str | os.PathLike[str], *, workers: int | None = None) -> ScanResult:
+    """Parse the header of every file under ``root`` (threads; pixels are skipped).
+
+    Files without the DICOM 'DICM' marker are ignored (as is DICOMDIR). Files that carry the
+    marker but cannot be parsed are listed in ``unreadable``.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise InputPathError(f"Folder not found: {root}. Check the path.")
+    if not root.is_dir():
+        raise InputPathError(f"{root} is a file; list_series scans folders. Use mt.io.load(file).")
+    files = _walk_files(root)
+    workers = workers or min(8, 2 * (os.cpu_count() or 1))
+    series: dict[str, list[SliceHeader]] = defaultdict(list)
+    unreadable: list[tuple[Path, str]] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for path, header, error in pool.map(_read, files, chunksize=16):
+            if error is not None:
+                unreadable.append((path, error))
+            elif header is not None:
+                series[header.series_uid or "(no SeriesInstanceUID)"].append(header)
+    return ScanResult(dict(series), unreadable, len(files))
+
+
+def _axcodes(affine: np.ndarray) -> str:
+    import nibabel as nib
+
+    return "".join(nib.aff2axcodes(affine))
+
+
+def describe_series(uid: str, headers: list[SliceHeader]) -> SeriesInfo:
+    """Summarise one series; geometry problems are reported in ``problems``, never raised."""
+    first = headers[0]
+    n_frames = sum(h.frames for h in headers)
+    shape = spacing = orientation = None
+    problems: list[str] = []
+    if first.has_pixels:
+        shape = (
+            (first.columns, first.rows, n_frames) if n_frames > 1 else (first.columns, first.rows)
+        )
+        located = [h for h in headers if h.position is not None and h.orientation is not None]
+        if len(located) == len(headers) and len(headers) > 1:
+            frames = [
+                FrameGeometry(
+                    h.path.name,
+                    h.position,
+                    h.orientation,
+                    h.pixel_spacing or (1.0, 1.0),
+                    h.rows,
+                    h.columns,
+                    h.sop_uid,
+                )
+                for h in headers
+            ]
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    geometry = plan_volume(frames, name=uid)
+                problems.extend(str(w.message) for w in caught)
+                shape = (first.columns, first.rows, len(geometry.order))
+                spacing = tuple(float(v) for v in np.linalg.norm(geometry.affine[:3, :3], axis=0))
+                orientation = _axcodes(geometry.affine)
+            except MedTransferError as err:
+                problems.append(str(err))
+        elif first.pixel_spacing is not None:
+            spacing = (first.pixel_spacing[1], first.pixel_spacing[0])
+    return SeriesInfo(
+        uid=uid,
+        modality=first.modality,
+        description=first.description,
+        series_number=first.series_number,
+        n_files=len(headers),
+        n_frames=n_frames,
+        shape=shape,
+        spacing=spacing,
+        orientation=orientation,
+        problems=tuple(problems),
+        study_date=first.study_date,
+        study_uid=first.study_uid,
+        files=tuple(sorted(h.path for h in headers)),
+    )
+
+
+def list_series(path: str | os.PathLike[str], *, workers: int | None = None) -> list[SeriesInfo]:
+    """List the DICOM series under ``path`` (a folder tree, scanned recursively), headers only.
+
+    One entry per SeriesInstanceUID, sorted by series number then UID. Problems that would stop
+    ``load`` (missing slices, mixed orientations, ...) are reported in ``SeriesInfo.problems``.
+    Files that claim to be DICOM but cannot be parsed are reported in one warning.
+
+    Args:
+        path: folder to scan.
+        workers: threads parsing headers (default: 2 per core, at most 8).
+
+    Example:
+        >>> import medtransfer as mt, numpy as np, tempfile
+        >>> folder = tempfile.mkdtemp()
+        >>> _ = mt.io.write_dicom_series(np.zeros((8, 8, 3)), folder, affine=np.eye(4))
+        >>> [s.shape for s in mt.io.list_series(folder)]
+        [(8, 8, 3)]
+    """
+    scan = scan_folder(path, workers=workers)
+    if scan.unreadable:
+        names = ", ".join(p.name for p, _ in scan.unreadable[:5])
+        warnings.warn(
+            f"{len(scan.unreadable)} file(s) under {path} look like DICOM but cannot be read "
+            f"(e.g. {names}); they are left out.",
+            MedTransferWarning,
+            stacklevel=2,
+        )
+    infos = [describe_series(uid, headers) for uid, headers in scan.series.items()]
+    return sorted(infos, key=lambda s: (s.series_number is None, s.series_number or 0, s.uid))
