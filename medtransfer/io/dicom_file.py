@@ -78,6 +78,26 @@ def _enhanced_frames(ds: Any, header: SliceHeader) -> tuple[list[FrameGeometry],
     return frames, np.asarray(rescale, dtype=np.float64)
 
 
+def _offset_frames(header: SliceHeader) -> list[FrameGeometry]:
+    orientation = np.asarray(
+        header.orientation if header.orientation else (1, 0, 0, 0, 1, 0), float
+    )
+    normal = np.cross(orientation[:3], orientation[3:])
+    origin = np.asarray(header.position, dtype=np.float64)
+    return [
+        FrameGeometry(
+            label=f"{header.path.name} frame {f + 1}",
+            position=tuple(origin + offset * normal),
+            orientation=tuple(orientation),
+            pixel_spacing=header.pixel_spacing or (1.0, 1.0),
+            rows=header.rows,
+            columns=header.columns,
+            sop_uid=f"{header.sop_uid}#{f}",
+        )
+        for f, offset in enumerate(header.frame_offsets or ())
+    ]
+
+
 def _flat_affine(header: SliceHeader, step: float) -> np.ndarray:
     """Affine of a frame stack with no per-frame positions (X-ray, legacy multi-frame)."""
     row_spacing, col_spacing = header.pixel_spacing or (1.0, 1.0)
@@ -149,6 +169,25 @@ def load_dicom_file(
             volume = resample_slices(volume, geometry.slice_positions, geometry.resample_to)
         affine = geometry.affine
         meta["geometry_notes"] = list(geometry.notes)
+    elif header.frame_offsets is not None and header.frames > 1 and header.position is not None:
+        # RT dose grids: frame k sits at ImagePositionPatient + offset[k] along the normal.
+        frames = _offset_frames(header)
+        geometry = plan_volume(
+            frames, name=header.path.name, nonuniform=nonuniform, gantry_tilt=gantry_tilt
+        )
+        stored = read_stored_frames(header)[geometry.order]
+        volume = np.empty(stored.shape, dtype=dtype)
+        to_physical(
+            stored,
+            volume,
+            slope=header.rescale_slope,
+            intercept=header.rescale_intercept,
+            bits_stored=header.bits_stored,
+            signed=header.pixel_representation == 1,
+        )
+        if geometry.resample_to is not None:
+            volume = resample_slices(volume, geometry.slice_positions, geometry.resample_to)
+        affine = geometry.affine
     else:
         stored = read_stored_frames(header)
         volume = np.empty(stored.shape, dtype=dtype)

@@ -54,6 +54,7 @@ class SliceHeader:
     acquisition_number: int | None
     echo_number: int | None
     is_enhanced: bool
+    frame_offsets: tuple[float, ...] | None = None  # GridFrameOffsetVector (RT dose grids)
 
     @property
     def has_pixels(self) -> bool:
@@ -132,8 +133,13 @@ def read_header(path: Path, *, force: bool = False) -> SliceHeader | None:
     try:
         ds = pydicom.dcmread(path, defer_size=1024, force=not marked)
         series_uid = str(ds.get("SeriesInstanceUID", ""))
-        if not marked and not (series_uid or ds.get("SOPClassUID")):
-            return None
+        if not (series_uid or ds.get("SOPClassUID")):
+            if not marked:
+                return None
+            raise DicomError(
+                f"{path} has a DICOM marker but its header stops early (no SOPClassUID or "
+                "SeriesInstanceUID): the file is truncated. Copy it again from the source."
+            )
         meta = getattr(ds, "file_meta", None)
         syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
         if not syntax:
@@ -157,7 +163,7 @@ def read_header(path: Path, *, force: bool = False) -> SliceHeader | None:
             pixel_spacing=_floats(ds, "PixelSpacing", 2) or _floats(ds, "ImagerPixelSpacing", 2),
             slice_thickness=_float(ds, "SliceThickness"),
             spacing_between_slices=_float(ds, "SpacingBetweenSlices"),
-            rescale_slope=_float(ds, "RescaleSlope", 1.0) or 1.0,
+            rescale_slope=_float(ds, "RescaleSlope") or _float(ds, "DoseGridScaling") or 1.0,
             rescale_intercept=_float(ds, "RescaleIntercept", 0.0) or 0.0,
             photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip(),
             samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,
@@ -171,6 +177,7 @@ def read_header(path: Path, *, force: bool = False) -> SliceHeader | None:
             acquisition_number=_int(ds, "AcquisitionNumber"),
             echo_number=_int(ds, "EchoNumbers"),
             is_enhanced=enhanced,
+            frame_offsets=_floats(ds, "GridFrameOffsetVector", _int(ds, "NumberOfFrames", 1) or 1),
         )
     except InvalidDicomError as err:
         if not marked:

@@ -21,6 +21,8 @@ _NATIVE_SYNTAXES = {
     "1.2.840.10008.1.2.2": ">",  # explicit VR big endian (retired, still found in archives)
 }
 
+_LEAN_PHOTOMETRIC = {"MONOCHROME1", "MONOCHROME2", "RGB"}
+
 
 def transfer_syntax_name(uid: str) -> str:
     """Human name of a transfer syntax UID, e.g. 'JPEG 2000 Image Compression'."""
@@ -35,6 +37,8 @@ def _lean_dtype(header: SliceHeader) -> np.dtype | None:
     if byteorder is None or header.bits_allocated not in (8, 16, 32) or header.pixel_offset is None:
         return None
     if header.is_enhanced or header.pixel_length is None:
+        return None
+    if header.photometric not in _LEAN_PHOTOMETRIC:  # subsampled YBR, palette: pydicom converts
         return None
     kind = "i" if header.pixel_representation == 1 else "u"
     return np.dtype(f"{byteorder}{kind}{header.bits_allocated // 8}")
@@ -125,14 +129,11 @@ def decode_dataset_frames(ds, path) -> np.ndarray:
     try:
         array = ds.pixel_array
     except Exception as err:  # decoders raise RuntimeError/ValueError/NotImplementedError/...
-        missing_plugin = (
-            isinstance(err, RuntimeError | NotImplementedError) and "handler" in str(err).lower()
-        )
         hint = (
-            "install the decoders with `pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg "
-            "pylibjpeg-rle pyjpegls`, or convert the file with `gdcmconv --raw`"
-            if missing_plugin
-            else "the compressed data is corrupt or truncated; re-export it from the source"
+            "no installed decoder could decode it. Make sure the decoders are installed "
+            "(`pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle pyjpegls`); "
+            "if they are, the data is corrupt or uses a variant they lack (e.g. 12-bit lossy JPEG): "
+            "try `pip install python-gdcm`, convert the file with `gdcmconv --raw`, or re-export it"
         )
         raise DicomError(
             f"Cannot decode the pixel data of {path} (transfer syntax {transfer_syntax_name(syntax)}): "

@@ -82,7 +82,7 @@ def write_dicom_series(
     study_uid: str | None = None,
     frame_of_reference_uid: str | None = None,
     patient_id: str = "ANONYMOUS",
-    patient_name: str = "Anonymous",
+    patient_name: str = "Anonymous^",
     case_id: str | None = None,
     rescale_slope: float = 1.0,
     rescale_intercept: float | None = None,

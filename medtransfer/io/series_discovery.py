@@ -36,9 +36,14 @@ def _walk_files(root: Path) -> list[Path]:
     return files
 
 
+_MAYBE_DICOM_SUFFIXES = {"", ".dcm", ".dicom", ".ima"}
+
+
 def _read(path: Path) -> tuple[Path, SliceHeader | None, str | None]:
+    # Part 10 files carry 'DICM'; older exports without it are tried when named like DICOM.
+    force = path.suffix.lower() in _MAYBE_DICOM_SUFFIXES or path.suffix[1:].isdigit()
     try:
-        return path, read_header(path), None
+        return path, read_header(path, force=force), None
     except DicomError as err:
         return path, None, str(err)
 
@@ -46,8 +51,9 @@ def _read(path: Path) -> tuple[Path, SliceHeader | None, str | None]:
 def scan_folder(root: str | os.PathLike[str], *, workers: int | None = None) -> ScanResult:
     """Parse the header of every file under ``root`` (threads; pixels are skipped).
 
-    Files without the DICOM 'DICM' marker are ignored (as is DICOMDIR). Files that carry the
-    marker but cannot be parsed are listed in ``unreadable``.
+    Files without the DICOM 'DICM' marker are ignored unless named like DICOM (``.dcm``,
+    ``.ima``, no suffix, or a numeric suffix) and parse with a SeriesInstanceUID; DICOMDIR is
+    ignored. Files that carry the marker but cannot be parsed are listed in ``unreadable``.
     """
     root = Path(root)
     if not root.exists():
