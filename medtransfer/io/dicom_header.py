@@ -75,32 +75,107 @@ def is_probably_dicom(path: Path) -> bool:
         return False
 
 
+# The header fields we need, with the VR each must have. Reading them straight from pydicom's
+# raw elements is ~3x faster than Dataset attribute access, which dominates a series scan.
+_TAGS: dict[str, tuple[int, str]] = {
+    "SOPInstanceUID": (0x00080018, "UI"),
+    "SOPClassUID": (0x00080016, "UI"),
+    "SeriesInstanceUID": (0x0020000E, "UI"),
+    "StudyInstanceUID": (0x0020000D, "UI"),
+    "Modality": (0x00080060, "CS"),
+    "SeriesNumber": (0x00200011, "IS"),
+    "InstanceNumber": (0x00200013, "IS"),
+    "AcquisitionNumber": (0x00200012, "IS"),
+    "EchoNumbers": (0x00180086, "IS"),
+    "NumberOfFrames": (0x00280008, "IS"),
+    "Rows": (0x00280010, "US"),
+    "Columns": (0x00280011, "US"),
+    "SamplesPerPixel": (0x00280002, "US"),
+    "BitsAllocated": (0x00280100, "US"),
+    "BitsStored": (0x00280101, "US"),
+    "PixelRepresentation": (0x00280103, "US"),
+    "PhotometricInterpretation": (0x00280004, "CS"),
+    "ImagePositionPatient": (0x00200032, "DS"),
+    "ImageOrientationPatient": (0x00200037, "DS"),
+    "PixelSpacing": (0x00280030, "DS"),
+    "ImagerPixelSpacing": (0x00181164, "DS"),
+    "SliceThickness": (0x00180050, "DS"),
+    "SpacingBetweenSlices": (0x00180088, "DS"),
+    "RescaleSlope": (0x00281053, "DS"),
+    "RescaleIntercept": (0x00281052, "DS"),
+    "DoseGridScaling": (0x3004000E, "DS"),
+    "GridFrameOffsetVector": (0x3004000C, "DS"),
+    "StudyDate": (0x00080020, "DA"),
+}
+_MISSING = object()
+
+
+def _fast_value(ds: Any, keyword: str) -> Any:
+    """The value of ``keyword`` as str / list[str] / int, or ``_MISSING``; pydicom as fallback."""
+    tag, vr = _TAGS[keyword]
+    element = ds._dict.get(tag)
+    if element is None:
+        return _MISSING
+    raw = getattr(element, "value", None)
+    if isinstance(raw, bytes) and getattr(element, "VR", vr) in (vr, None):
+        if vr == "US":
+            if len(raw) >= 2:
+                return int.from_bytes(raw[:2], "little" if element.is_little_endian else "big")
+        else:
+            text = raw.decode("ascii", "replace").strip(" \x00")
+            return text.split("\\") if "\\" in text else text
+    value = ds.get(keyword)  # already converted, unusual VR, or odd bytes: let pydicom decide
+    return _MISSING if value is None else value
+
+
+def _text(ds: Any, keyword: str) -> str:
+    value = _fast_value(ds, keyword)
+    if value is _MISSING:
+        return ""
+    return "\\".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
 def _float(ds: Any, keyword: str, default: float | None = None) -> float | None:
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return default
+    value = _fast_value(ds, keyword)
     if isinstance(value, list | tuple) or getattr(value, "VM", 1) > 1:
-        value = value[0]
-    return float(value)
+        value = value[0] if len(value) else _MISSING
+    if value is _MISSING or value == "":
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def _int(ds: Any, keyword: str, default: int | None = None) -> int | None:
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return default
+    value = _fast_value(ds, keyword)
     if isinstance(value, list | tuple):
-        value = value[0]
+        value = value[0] if len(value) else _MISSING
+    if value is _MISSING or value == "":
+        return default
     try:
-        return int(value)
+        return int(float(value))
     except (TypeError, ValueError):
         return default
 
 
 def _floats(ds: Any, keyword: str, count: int) -> tuple[float, ...] | None:
-    value = ds.get(keyword)
-    if value is None or value == "" or len(value) != count:
+    value = _fast_value(ds, keyword)
+    if value is _MISSING or value == "":
         return None
-    return tuple(float(v) for v in value)
+    values = (
+        value
+        if isinstance(value, list | tuple)
+        or hasattr(value, "__len__")
+        and not isinstance(value, str)
+        else [value]
+    )
+    if len(values) != count:
+        return None
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        return None
 
 
 def _pixel_location(ds: Any) -> tuple[int | None, int | None]:
@@ -132,8 +207,8 @@ def read_header(path: Path, *, force: bool = False) -> SliceHeader | None:
         return None
     try:
         ds = pydicom.dcmread(path, defer_size=1024, force=not marked)
-        series_uid = str(ds.get("SeriesInstanceUID", ""))
-        if not (series_uid or ds.get("SOPClassUID")):
+        series_uid = _text(ds, "SeriesInstanceUID")
+        if not (series_uid or _text(ds, "SOPClassUID")):
             if not marked:
                 return None
             raise DicomError(
@@ -145,13 +220,13 @@ def read_header(path: Path, *, force: bool = False) -> SliceHeader | None:
         if not syntax:
             syntax = "1.2.840.10008.1.2"  # no file meta: implicit VR little endian by default
         offset, length = _pixel_location(ds)
-        enhanced = "PerFrameFunctionalGroupsSequence" in ds
+        enhanced = 0x52009230 in ds._dict  # PerFrameFunctionalGroupsSequence
         header = SliceHeader(
             path=path,
-            sop_uid=str(ds.get("SOPInstanceUID", "")),
+            sop_uid=_text(ds, "SOPInstanceUID"),
             series_uid=series_uid,
-            study_uid=str(ds.get("StudyInstanceUID", "")),
-            modality=str(ds.get("Modality", "")),
+            study_uid=_text(ds, "StudyInstanceUID"),
+            modality=_text(ds, "Modality"),
             description=str(ds.get("SeriesDescription", "")),
             series_number=_int(ds, "SeriesNumber"),
             instance_number=_int(ds, "InstanceNumber"),
@@ -165,7 +240,7 @@ def read_header(path: Path, *, force: bool = False) -> SliceHeader | None:
             spacing_between_slices=_float(ds, "SpacingBetweenSlices"),
             rescale_slope=_float(ds, "RescaleSlope") or _float(ds, "DoseGridScaling") or 1.0,
             rescale_intercept=_float(ds, "RescaleIntercept", 0.0) or 0.0,
-            photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip(),
+            photometric=_text(ds, "PhotometricInterpretation").strip() or "MONOCHROME2",
             samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,
             bits_allocated=_int(ds, "BitsAllocated", 16) or 16,
             bits_stored=_int(ds, "BitsStored", 0) or _int(ds, "BitsAllocated", 16) or 16,
@@ -173,7 +248,7 @@ def read_header(path: Path, *, force: bool = False) -> SliceHeader | None:
             transfer_syntax=syntax,
             pixel_offset=offset,
             pixel_length=length,
-            study_date=str(ds.get("StudyDate", "")),
+            study_date=_text(ds, "StudyDate"),
             acquisition_number=_int(ds, "AcquisitionNumber"),
             echo_number=_int(ds, "EchoNumbers"),
             is_enhanced=enhanced,
