@@ -36,8 +36,12 @@ def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
             applies (useful for label maps).
 
     Example:
-        >>> import medtransfer as mt  # doctest: +SKIP
-        >>> img = mt.io.load("ct.nii.gz")  # doctest: +SKIP
+        >>> import numpy as np, nibabel as nib, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "ct.nii.gz"
+        >>> nib.save(nib.Nifti1Image(np.zeros((3, 4, 5), np.int16), np.diag([2.0, 2, 3, 1])), path)
+        >>> img = load_nifti(path)
+        >>> tuple(img.shape), img.meta["spacing"]
+        ((3, 4, 5), (2.0, 2.0, 3.0))
     """
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
