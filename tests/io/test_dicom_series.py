@@ -274,3 +274,24 @@ def test_structure_set_next_to_the_images_does_not_block_loading(tmp_path):
     write_series(tmp_path, volume)
     shutil.copy(PYDICOM_TEST_FILES / "rtstruct.dcm", tmp_path / "rs.dcm")
     np.testing.assert_array_equal(mt.io.load(tmp_path).numpy(), volume)
+
+
+@pytest.mark.parametrize(
+    "syntax",
+    [
+        pydicom.uid.RLELossless,
+        pydicom.uid.JPEGLSLossless,
+        pydicom.uid.JPEG2000Lossless,
+    ],
+    ids=["rle", "jpeg-ls", "jpeg2000"],
+)
+def test_compressed_series_loads_exactly(tmp_path, syntax):
+    volume = ct_volume((64, 48, 4))  # openjpeg needs more than a few pixels per resolution level
+    files = write_series(tmp_path, volume, make_affine(angles=(0.0, 0.1, 0.0)))
+    for path in files:
+        ds = pydicom.dcmread(path)
+        ds.compress(syntax)
+        ds.save_as(path, enforce_file_format=True)
+    image = mt.io.load(tmp_path)
+    assert image.meta["transfer_syntax"] == syntax
+    np.testing.assert_array_equal(image.numpy(), volume)
