@@ -1,0 +1,70 @@
+"""Argument checks shared by the transforms: each failure is a ConfigError naming the argument."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from medtransfer.errors import ConfigError
+
+__all__ = ["check_choice", "check_positive_ints", "check_pair", "per_channel"]
+
+
+def check_choice(argument: str, value: Any, allowed: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``allowed``, else raise a ConfigError with suggestions."""
+    allowed = list(allowed)
+    if isinstance(value, str) and value in allowed:
+        return value
+    close = difflib.get_close_matches(str(value), allowed, n=2)
+    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise ConfigError(
+        f"{argument}={value!r} is not supported; allowed values: "
+        f"{', '.join(repr(a) for a in allowed)}.{hint}"
+    )
+
+
+def check_positive_ints(argument: str, value: Any, length: int) -> tuple[int, ...]:
+    """``value`` as a tuple of ``length`` positive ints (an int is repeated), else ConfigError."""
+    items = [value] * length if isinstance(value, int) and not isinstance(value, bool) else value
+    try:
+        items = list(items)
+    except TypeError:
+        items = None
+    ok = (
+        items is not None
+        and len(items) == length
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in items)
+    )
+    if not ok:
+        raise ConfigError(
+            f"{argument}={value!r} must be {length} positive integers (one per spatial axis), "
+            f"e.g. {tuple([96] * length)}."
+        )
+    return tuple(int(v) for v in items)
+
+
+def check_pair(argument: str, value: Any) -> tuple[float, float]:
+    """``value`` as an increasing pair of floats ``(low, high)``, else ConfigError."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        low, high = 0.0, 0.0
+    if not high > low:
+        raise ConfigError(f"{argument}={value!r} must be two increasing numbers (low, high).")
+    return low, high
+
+
+def per_channel(argument: str, value: float | Sequence[float]) -> tuple[float, ...]:
+    """A scalar or a sequence of numbers as a tuple of floats (at least one), else ConfigError."""
+    items = [value] if isinstance(value, int | float) else value
+    try:
+        result = tuple(float(v) for v in items)
+    except (TypeError, ValueError):
+        result = ()
+    if not result:
+        raise ConfigError(
+            f"{argument}={value!r} must be a number or one number per channel, "
+            "e.g. the encoder's input_spec.mean."
+        )
+    return result
