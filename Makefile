@@ -27,8 +27,8 @@ demo: $(STAMP)
 	$(BIN)/python -m medtransfer.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check medtransfer tests benchmarks
-	$(BIN)/ruff format --check medtransfer tests benchmarks
+	$(BIN)/ruff check medtransfer tests benchmarks data_samples
+	$(BIN)/ruff format --check medtransfer tests benchmarks data_samples
 	$(BIN)/lint-imports
 
 test: lint

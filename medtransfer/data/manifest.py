@@ -1,0 +1,341 @@
+"""Dataset manifests: CSV, JSON list or MSD ``dataset.json`` -> a list of plain dict records.
+
+A record is a plain ``dict`` with at least:
+
+- ``"image"``: absolute path (``str``) of a NIfTI file, DICOM file or DICOM series folder;
+- ``"label"``: absolute path of a label map, a class value (``int``/``float``/``str``) or ``None``
+  (a label is a path when it contains ``/`` or ends with an image suffix such as ``.nii.gz``;
+  an optional ``"mask"`` key is treated the same way);
+- ``"case_id"``: unique identifier of the case (derived from the image file name when absent);
+- ``"patient_id"``: identifier used for patient-level splits (defaults to ``case_id``);
+
+plus any extra column or key of the manifest, unchanged (CSV values stay strings, empty -> None).
+
+Relative paths are resolved against the folder that holds the manifest. Every problem found
+(missing or unreadable file, empty image field, duplicate case_id) is collected first and reported
+together in one :class:`~medtransfer.errors.ManifestError`, so one edit fixes the whole manifest.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from medtransfer.errors import InputPathError, ManifestError
+
+__all__ = ["PATH_KEYS", "case_id_from_path", "load_manifest"]
+
+#: Keys whose values are file paths (checked, resolved); ``label``/``mask`` only when path-like.
+PATH_KEYS: tuple[str, ...] = ("image", "label", "mask")
+
+_IMAGE_SUFFIXES = (".nii.gz", ".nii", ".dcm", ".mha", ".mhd", ".nrrd", ".nhdr", ".png", ".jpg")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_MAX_LISTED = 50  # problems listed in one message; the count of the rest is given
+
+Entry = tuple[str, dict[str, Any] | str]  # (where, raw record) or (where, what is wrong)
+
+
+def case_id_from_path(path: str | os.PathLike[str]) -> str:
+    """Derive a case identifier from an image path: the file name without its image suffix.
+
+    A DICOM series folder gives its folder name.
+
+    Args:
+        path: image file or folder.
+
+    Returns:
+        The file name without ``.nii.gz``, ``.nii``, ``.dcm``, ... (case kept).
+
+    Example:
+        >>> case_id_from_path("/data/imagesTr/liver_007.nii.gz")
+        'liver_007'
+        >>> case_id_from_path("series/phantom-001/")
+        'phantom-001'
+    """
+    name = Path(path).name
+    lower = name.lower()
+    for suffix in _IMAGE_SUFFIXES:
+        if lower.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def load_manifest(
+    path: str | os.PathLike[str],
+    *,
+    subset: str | None = None,
+    check_files: bool = True,
+) -> list[dict[str, Any]]:
+    """Read a dataset manifest into a list of dict records with absolute, checked paths.
+
+    Three formats are recognised:
+
+    - **CSV** (``.csv``/``.tsv``): a header row with an ``image`` column; ``label``, ``case_id``,
+      ``patient_id`` and any other columns are optional. A numeric ``label`` (``0``, ``1``, ``2.5``)
+      is a class value and becomes ``int``/``float``; a label that contains ``/`` or ends with an
+      image suffix (``.nii.gz``, ``.nii``, ``.dcm``, ...) is a path; any other text is a class name.
+    - **JSON list** (``.json``): ``[{"image": ..., "label": ..., ...}, ...]``, types kept.
+    - **MSD** ``dataset.json`` (a JSON object with ``"training"`` and/or ``"test"``): training
+      entries give ``image`` and ``label``, test entries (plain paths) give ``image`` with
+      ``label=None``; every record gets ``"subset": "training"`` or ``"test"``.
+
+    ``case_id`` defaults to the image file name without suffix and ``patient_id`` to ``case_id``
+    (one patient per case: add a ``patient_id`` column when a patient has several cases, or
+    patient-level splits cannot keep them together).
+
+    Args:
+        path: the manifest file.
+        subset: keep only records whose ``"subset"`` equals this (e.g. ``"training"`` for MSD).
+        check_files: check that every path exists and is readable (default). Turn off only to read
+            a manifest whose data live elsewhere.
+
+    Returns:
+        The records, in manifest order (MSD: training then test).
+
+    Raises:
+        InputPathError: the manifest itself does not exist.
+        ManifestError: malformed manifest, or one or more bad rows; the message lists every bad
+            row, field and file at once.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / "ct_1.nii.gz").write_bytes(b"")
+        >>> _ = (folder / "manifest.csv").write_text("image,label,patient_id\\nct_1.nii.gz,1,p1\\n")
+        >>> records = load_manifest(folder / "manifest.csv")
+        >>> records[0]["case_id"], records[0]["label"], records[0]["image"] == str(folder / "ct_1.nii.gz")
+        ('ct_1', 1, True)
+    """
+    manifest = Path(path).expanduser()
+    if not manifest.exists():
+        raise InputPathError(f"Manifest not found: {manifest}. Check the path.")
+    if not manifest.is_file():
+        raise InputPathError(
+            f"Manifest {manifest} is a folder; give the CSV or JSON file inside it."
+        )
+    suffix = manifest.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        entries = _read_csv(manifest, delimiter="\t" if suffix == ".tsv" else ",")
+    elif suffix == ".json":
+        entries = _read_json(manifest)
+    else:
+        raise ManifestError(
+            f"Manifest {manifest}: unknown format {suffix or '(no suffix)'!r}; "
+            "use a .csv/.tsv file, a .json list of records or an MSD dataset.json."
+        )
+    records, problems = _normalise(entries, _manifest_folder(manifest), check_files)
+    if problems:
+        raise ManifestError(_problem_message(manifest, problems))
+    if subset is not None:
+        kept = [record for record in records if record.get("subset") == subset]
+        if not kept:
+            found = sorted({str(record.get("subset")) for record in records})
+            raise ManifestError(
+                f"Manifest {manifest}: no record has subset {subset!r} (found: {', '.join(found)}). "
+                "Use one of those or subset=None."
+            )
+        records = kept
+    return records
+
+
+# --- readers: each returns [(where, raw dict or error text)], where = "row 3", "training[4]" ---
+
+
+def _read_csv(manifest: Path, delimiter: str) -> list[Entry]:
+    try:
+        with manifest.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ManifestError(f"Manifest {manifest} cannot be read as CSV: {err}.") from err
+    if not rows:
+        raise ManifestError(f"Manifest {manifest} is empty; it needs a header row with 'image'.")
+    header = [name.strip() for name in rows[0]]
+    if "image" not in header:
+        raise ManifestError(
+            f"Manifest {manifest} has no 'image' column (columns: {', '.join(header) or 'none'}). "
+            "Name the image path column 'image' (and the label column 'label')."
+        )
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise ManifestError(f"Manifest {manifest}: duplicate columns {duplicated}; rename them.")
+    entries: list[Entry] = []
+    for line_number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are harmless
+        if len(row) != len(header):
+            entries.append((f"row {line_number}", _width_error(row, header)))
+            continue
+        raw = {name: (cell.strip() or None) for name, cell in zip(header, row)}
+        if isinstance(raw.get("label"), str) and _NUMBER.match(raw["label"]):
+            raw["label"] = _to_number(raw["label"])
+        entries.append((f"row {line_number}", raw))
+    return entries
+
+
+def _width_error(row: list[str], header: list[str]) -> str:
+    return f"has {len(row)} fields but the header has {len(header)}; check quoting and commas"
+
+
+def _to_number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _read_json(manifest: Path) -> list[Entry]:
+    try:
+        content = json.loads(manifest.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as err:
+        raise ManifestError(
+            f"Manifest {manifest} is not valid JSON (line {err.lineno}, column {err.colno}: "
+            f"{err.msg}). Fix the syntax."
+        ) from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise ManifestError(f"Manifest {manifest} cannot be read: {err}.") from err
+    if isinstance(content, dict) and ("training" in content or "test" in content):
+        return _read_msd(manifest, content)
+    if not isinstance(content, list):
+        raise ManifestError(
+            f"Manifest {manifest}: expected a JSON list of records or an MSD dataset.json with a "
+            f"'training' list, got a JSON {type(content).__name__}."
+        )
+    entries: list[Entry] = []
+    for index, item in enumerate(content):
+        where = f"entry {index}"
+        if isinstance(item, dict):
+            entries.append((where, dict(item)))
+        else:
+            message = f"is a JSON {type(item).__name__}, expected an object with an 'image' key"
+            entries.append((where, message))
+    return entries
+
+
+def _read_msd(manifest: Path, content: dict[str, Any]) -> list[Entry]:
+    entries: list[Entry] = []
+    for section in ("training", "test"):
+        items = content.get(section, [])
+        if not isinstance(items, list):
+            raise ManifestError(
+                f"MSD manifest {manifest}: '{section}' must be a list, "
+                f"got a JSON {type(items).__name__}."
+            )
+        for index, item in enumerate(items):
+            where = f"{section}[{index}]"
+            if isinstance(item, str):  # MSD test entries are plain image paths
+                raw: dict[str, Any] = {"image": item, "label": None}
+            elif isinstance(item, dict):
+                raw = dict(item)
+                raw.setdefault("label", None)
+            else:
+                entries.append(
+                    (where, f"is a JSON {type(item).__name__}, expected a path or an object")
+                )
+                continue
+            raw.setdefault("subset", section)
+            entries.append((where, raw))
+    return entries
+
+
+# --- normalisation and checks ---
+
+
+def _normalise(
+    entries: Iterable[Entry], base: Path, check_files: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    records: list[dict[str, Any]] = []
+    problems: list[str] = []
+    first_seen: dict[str, str] = {}
+    for where, raw in entries:
+        if isinstance(raw, str):  # the reader already found this entry unusable
+            problems.append(f"{where} {raw}")
+            continue
+        record = dict(raw)
+        case = record.get("case_id")
+        image = record.get("image")
+        if case is None and isinstance(image, str) and image.strip():
+            case = case_id_from_path(image.strip())
+        label = f"{where} (case {case!r})" if case is not None else where
+        row_ok = True
+        if not isinstance(image, str) or not image.strip():
+            problems.append(
+                f"{label}, field 'image': empty or not a path; give the image file or series folder"
+            )
+            row_ok = False
+        for key in PATH_KEYS:
+            value = record.get(key)
+            if not isinstance(value, str) or not value.strip():
+                continue
+            if key != "image" and not _looks_like_path(value):
+                continue  # a class name such as "tumour", not a file
+            resolved = _resolve(value.strip(), base)
+            record[key] = str(resolved)
+            if check_files:
+                issue = _file_issue(resolved)
+                if issue:
+                    problems.append(f"{label}, field {key!r}: {issue}: {resolved}")
+                    row_ok = False
+        if case is not None:
+            case = str(case)
+            record["case_id"] = case
+            if case in first_seen:
+                problems.append(
+                    f"{label}: duplicate case_id {case!r} (also {first_seen[case]}); give each "
+                    "case a unique case_id column"
+                )
+                row_ok = False
+            else:
+                first_seen[case] = where
+        if record.get("patient_id") is None and case is not None:
+            record["patient_id"] = case
+        elif record.get("patient_id") is not None:
+            record["patient_id"] = str(record["patient_id"])
+        record.setdefault("label", None)
+        if row_ok:
+            records.append(record)
+    return records, problems
+
+
+def _manifest_folder(manifest: Path) -> Path:
+    # abspath, not resolve: paths are relative to where the manifest appears, even via a symlink
+    return Path(os.path.abspath(manifest)).parent
+
+
+def _looks_like_path(value: str) -> bool:
+    text = value.strip()
+    return "/" in text or "\\" in text or text.lower().endswith(_IMAGE_SUFFIXES)
+
+
+def _resolve(value: str, base: Path) -> Path:
+    candidate = Path(value).expanduser()
+    if not candidate.is_absolute():
+        candidate = base / candidate
+    return Path(os.path.normpath(candidate))
+
+
+def _file_issue(path: Path) -> str | None:
+    if not path.exists():
+        return "file not found"
+    if not os.access(path, os.R_OK):
+        return "not readable (check permissions)"
+    if path.is_dir() and not os.access(path, os.X_OK):
+        return "folder cannot be listed (check permissions)"
+    return None
+
+
+def _problem_message(manifest: Path, problems: list[str]) -> str:
+    count = len(problems)
+    lines = [f"Manifest {manifest} has {count} problem{'s' if count != 1 else ''}:"]
+    lines += [f"  - {problem}" for problem in problems[:_MAX_LISTED]]
+    if count > _MAX_LISTED:
+        lines.append(f"  ... and {count - _MAX_LISTED} more")
+    lines.append(
+        f"Fix or remove these rows; relative paths are resolved against {_manifest_folder(manifest)}."
+    )
+    return "\n".join(lines)
