@@ -18,7 +18,7 @@ from medtransfer.encoders.factory import (
     CNN_FAMILIES,
     TESTED_FAMILIES,
     create,
-    create_classifier,
+    create_imagenet_classifier,
     list_encoders,
 )
 from medtransfer.encoders.inflate import inflate_conv, inflate_conv_weights
@@ -48,7 +48,7 @@ __all__ = [
     "adapt_input_kernel",
     "cache_file",
     "create",
-    "create_classifier",
+    "create_imagenet_classifier",
     "import_weights",
     "inflate_conv",
     "inflate_conv_weights",

@@ -25,7 +25,13 @@ from medtransfer.encoders.sources import find_offline_source, resolve_weights
 from medtransfer.encoders.spec import EncoderInfo, InputSpec, ResolvedWeights
 from medtransfer.errors import EncoderError, WeightsError
 
-__all__ = ["CNN_FAMILIES", "TESTED_FAMILIES", "create", "create_classifier", "list_encoders"]
+__all__ = [
+    "CNN_FAMILIES",
+    "TESTED_FAMILIES",
+    "create",
+    "create_imagenet_classifier",
+    "list_encoders",
+]
 
 # timm modules whose CNNs are covered by the contract tests (families x in_channels x dims).
 TESTED_FAMILIES = ("resnet", "efficientnet", "convnext", "densenet")
@@ -252,7 +258,7 @@ def create(
     return encoder.eval()  # like a loaded checkpoint; call .train() to fine-tune
 
 
-def create_classifier(
+def create_imagenet_classifier(
     name: str,
     weights: str | os.PathLike = "imagenet",
     in_channels: int = 3,
@@ -275,12 +281,14 @@ def create_classifier(
 
     Example:
         >>> import torch
-        >>> net = create_classifier("tf_efficientnet_lite0")
+        >>> net = create_imagenet_classifier("tf_efficientnet_lite0")
         >>> net(torch.zeros(1, 3, 224, 224)).shape
         torch.Size([1, 1000])
     """
     if weights is None:
-        raise WeightsError("create_classifier needs pretrained weights; weights=None was given.")
+        raise WeightsError(
+            "create_imagenet_classifier needs pretrained weights; weights=None was given."
+        )
     _check_args(in_channels, 2, None, "same")
     arch = _check_name(name)
     cfg = _pretrained_cfg(name, arch)

@@ -23,7 +23,7 @@ def _preprocess(image, spec):
 
 @pytest.fixture(scope="module")
 def classifier(lite0_available):
-    return mt.encoders.create_classifier("tf_efficientnet_lite0", weights="imagenet")
+    return mt.encoders.create_imagenet_classifier("tf_efficientnet_lite0", weights="imagenet")
 
 
 @pytest.mark.slow
@@ -79,4 +79,4 @@ def test_classifier_needs_a_fitting_head(tmp_path):
     path = tmp_path / "headless.safetensors"
     save_file(timm.create_model("resnet18", num_classes=0).state_dict(), str(path))
     with pytest.raises(WeightsError):
-        mt.encoders.create_classifier("resnet18", weights=path)
+        mt.encoders.create_imagenet_classifier("resnet18", weights=path)
