@@ -24,7 +24,10 @@ def test_import_is_fast_and_loads_no_heavy_backend():
     assert result["s"] < 2.0
 
 
-@pytest.mark.parametrize("name", ["io", "data", "transforms", "encoders", "models", "evaluation", "training", "diagnostics"])
+@pytest.mark.parametrize(
+    "name",
+    ["io", "data", "transforms", "encoders", "models", "evaluation", "training", "diagnostics"],
+)
 def test_subpackages_are_attributes(name):
     assert getattr(mt, name).__name__ == f"medtransfer.{name}"
 
@@ -39,5 +42,7 @@ def test_every_error_is_a_medtransfer_error():
     assert len(names) >= 10
     for name in names:
         assert issubclass(getattr(errors, name), errors.MedTransferError)
-    assert issubclass(errors.InputPathError, FileNotFoundError)  # `except FileNotFoundError` still works
+    assert issubclass(
+        errors.InputPathError, FileNotFoundError
+    )  # `except FileNotFoundError` still works
     assert issubclass(errors.GeometryWarning, UserWarning)
