@@ -1,1 +1,80 @@
-"""medtransfer.evaluation: not yet implemented (see the issue tracker)."""
+"""medtransfer.evaluation: segmentation and classification metrics with bootstrap intervals.
+
+Segmentation metrics take batched label maps ``(B, 1, *spatial)`` or one-hot masks
+``(B, C, *spatial)`` (2D or 3D) and return ``(B, classes)`` arrays in physical units; the
+empty-mask policy, spacing rules and the bootstrap method are in ``docs/evaluation.md``.
+
+Example:
+    >>> import numpy as np, medtransfer as mt
+    >>> ref = np.zeros((1, 1, 16, 16), dtype=np.int64); ref[0, 0, 4:10, 4:10] = 1
+    >>> pred = np.roll(ref, 3, axis=3)  # shifted by 3 voxels of 2 mm
+    >>> mt.evaluation.dice(pred, ref).tolist(), mt.evaluation.hausdorff95(pred, ref, spacing=2.0).tolist()
+    ([[0.5]], [[6.0]])
+    >>> mt.evaluation.auroc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    0.75
+"""
+
+from __future__ import annotations
+
+from medtransfer.evaluation.bootstrap import (
+    Estimate,
+    bootstrap_ci,
+    bootstrap_columns,
+    bootstrap_summary,
+)
+from medtransfer.evaluation.calibration import (
+    CalibrationBins,
+    calibration_bins,
+    expected_calibration_error,
+)
+from medtransfer.evaluation.classification_accumulator import (
+    ClassificationAccumulator,
+    classification_metrics,
+)
+from medtransfer.evaluation.overlap import dice, iou
+from medtransfer.evaluation.ranking import auprc, auroc, roc_curve
+from medtransfer.evaluation.segmentation_accumulator import (
+    SEGMENTATION_METRICS,
+    SegmentationAccumulator,
+)
+from medtransfer.evaluation.surface import (
+    average_surface_distance,
+    hausdorff95,
+    surface_dice,
+    surface_metrics,
+)
+from medtransfer.evaluation.threshold_metrics import (
+    accuracy,
+    balanced_accuracy,
+    confusion_matrix,
+    sensitivity_specificity,
+    youden_threshold,
+)
+
+__all__ = [
+    "SEGMENTATION_METRICS",
+    "CalibrationBins",
+    "ClassificationAccumulator",
+    "Estimate",
+    "SegmentationAccumulator",
+    "accuracy",
+    "auprc",
+    "auroc",
+    "average_surface_distance",
+    "balanced_accuracy",
+    "bootstrap_ci",
+    "bootstrap_columns",
+    "bootstrap_summary",
+    "calibration_bins",
+    "classification_metrics",
+    "confusion_matrix",
+    "dice",
+    "expected_calibration_error",
+    "hausdorff95",
+    "iou",
+    "roc_curve",
+    "sensitivity_specificity",
+    "surface_dice",
+    "surface_metrics",
+    "youden_threshold",
+]
