@@ -31,7 +31,14 @@ from medtransfer.evaluation.classification_accumulator import (
     ClassificationAccumulator,
     classification_metrics,
 )
+from medtransfer.evaluation.inference import predict
 from medtransfer.evaluation.overlap import dice, iou
+from medtransfer.evaluation.postprocess import (
+    fill_holes,
+    keep_largest_component,
+    postprocess,
+    remove_small_islands,
+)
 from medtransfer.evaluation.ranking import auprc, auroc, roc_curve
 from medtransfer.evaluation.segmentation_accumulator import (
     SEGMENTATION_METRICS,
@@ -70,8 +77,13 @@ __all__ = [
     "confusion_matrix",
     "dice",
     "expected_calibration_error",
+    "fill_holes",
     "hausdorff95",
     "iou",
+    "keep_largest_component",
+    "postprocess",
+    "predict",
+    "remove_small_islands",
     "roc_curve",
     "sensitivity_specificity",
     "surface_dice",

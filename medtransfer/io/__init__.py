@@ -9,6 +9,7 @@ Example:
 """
 
 from medtransfer.io.atomic import atomic_path
+from medtransfer.io.dicom_seg import save_dicom_seg
 from medtransfer.io.dicom_write import write_dicom_series
 from medtransfer.io.image import make_image
 from medtransfer.io.load import load
@@ -25,5 +26,6 @@ __all__ = [
     "load",
     "make_image",
     "save",
+    "save_dicom_seg",
     "write_dicom_series",
 ]

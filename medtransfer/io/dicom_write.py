@@ -171,6 +171,10 @@ def write_dicom_series(
             series_number,
         )
         ds.StudyDate = ds.SeriesDate = study_date
+        ds.StudyTime = ds.SeriesTime = "000000"
+        # Type 2 attributes (required, may be empty): viewers and highdicom expect them present
+        ds.PatientBirthDate = ds.PatientSex = ds.StudyID = ds.AccessionNumber = ""
+        ds.ReferringPhysicianName = ""
         ds.ContentTime = now.strftime("%H%M%S")
         ds.InstanceNumber = int(instance_numbers[k]) if instance_numbers is not None else k + 1
         ds.ImagePositionPatient = [_ds(v) for v in lps[:3, 3] + k * slice_step]

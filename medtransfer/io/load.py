@@ -15,12 +15,17 @@ from medtransfer.io.dicom_volume import load_series_files
 from medtransfer.io.nifti import is_nifti_path, load_nifti
 from medtransfer.io.series_discovery import describe_series, scan_folder
 
-__all__ = ["load"]
+__all__ = ["choose_series", "load"]
 
 SeriesPolicy = Literal["largest"]
 
 
-def _choose_series(folder: Path, scan, series_uid: str | None, select: SeriesPolicy | None):
+def choose_series(folder: Path, scan, series_uid: str | None, select: SeriesPolicy | None):
+    """Pick one series of a folder scan: by uid, the only image series, or by ``select`` policy.
+
+    Raises :class:`SeriesError` listing the series when the choice is ambiguous, and
+    :class:`DicomError` when the folder holds no DICOM at all.
+    """
     images = {
         uid: hs for uid, hs in scan.series.items() if any(h.has_pixels or h.is_enhanced for h in hs)
     }
@@ -115,7 +120,7 @@ def load(
     if path.is_file():
         return load_dicom_file(path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt)
     scan = scan_folder(path)
-    uid, headers = _choose_series(path, scan, series_uid, select)
+    uid, headers = choose_series(path, scan, series_uid, select)
     if scan.unreadable:
         names = ", ".join(str(p.name) for p, _ in scan.unreadable[:5])
         raise DicomError(

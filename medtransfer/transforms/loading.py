@@ -11,19 +11,19 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import EnsureChannelFirst, LoadImage, MapTransform
+from monai.transforms import EnsureChannelFirst, MapTransform
 
 from medtransfer.errors import ConfigError
-from medtransfer.io import MedTransferReader
+from medtransfer.io import load
 
 __all__ = ["LoadVolumed"]
 
 
 class LoadVolumed(MapTransform):
-    """Load each key channel-first: paths with :class:`~medtransfer.io.MedTransferReader`, tensors kept.
+    """Load each key channel-first: paths with :func:`medtransfer.io.load`, tensors kept.
 
-    A path (NIfTI file, DICOM file or series folder) goes through MONAI's ``LoadImage`` with
-    medtransfer's reader (positions, not file names, order DICOM slices). An in-memory
+    A path (NIfTI file, DICOM file or series folder) goes through :func:`medtransfer.io.load`
+    (positions, not file names, order DICOM slices; errors stay ``MedTransferError``s). An in-memory
     ``MetaTensor`` or array (e.g. from ``mt.data.synthetic.phantoms``) is used as is, with a
     channel axis added when its metadata says it has none (or it has no metadata). The result
     is always a new ``MetaTensor``; the record's own tensors are never modified.
@@ -44,16 +44,16 @@ class LoadVolumed(MapTransform):
         self, keys: KeysCollection, allow_missing_keys: bool = False, **load_kwargs: Any
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self._load = LoadImage(
-            reader=MedTransferReader(**load_kwargs), image_only=True, ensure_channel_first=True
-        )
+        self.load_kwargs = load_kwargs
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         for key in self.key_iterator(d):
             value = d[key]
             if isinstance(value, str | os.PathLike):
-                d[key] = self._load(value)
+                # mt.io.load directly: MONAI's LoadImage would turn our clear errors into a
+                # generic "cannot find a suitable reader" RuntimeError
+                d[key] = _channel_first(load(value, **self.load_kwargs))
             elif isinstance(value, torch.Tensor | np.ndarray):
                 d[key] = _channel_first(value)
             else:

@@ -1,0 +1,303 @@
+"""``predict``: a trained segmenter on one image, the result back on the image's own voxel grid.
+
+The image goes through the preset's eval pipeline (load, RAS orientation, foreground crop,
+resampling, intensity, padding, normalisation), the model runs on the preprocessed tensor
+(sliding windows for volumes, batches of slices for 2D/2.5D models), and the probabilities are
+mapped back to the source grid by inverting the pipeline's spatial transforms (see
+:mod:`medtransfer.evaluation.inference_geometry`). The mask therefore has exactly the shape and
+affine of ``mt.io.load(source)``: save it with ``mt.io.save`` or ``mt.io.save_dicom_seg``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from torch import nn
+
+from medtransfer.errors import ConfigError, InputPathError, MedTransferError, ModelError
+from medtransfer.evaluation.inference_geometry import (
+    pipeline_roi_size,
+    prepare_pipeline,
+    restore_geometry,
+)
+from medtransfer.transforms import unstack_slices
+
+__all__ = ["OUTPUTS", "all_flips", "predict", "resolve_device", "tta_flips"]
+
+OUTPUTS = ("labels", "probabilities")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(
+            f"device={device!r} is not a torch device ('auto', 'cpu', 'cuda:0')."
+        ) from err
+
+
+def tta_flips(tta: bool | Sequence[Sequence[int]], spatial_dims: int) -> list[tuple[int, ...]]:
+    """The flips test-time augmentation averages over, as tuples of spatial axes (0-based).
+
+    ``tta=True`` gives the identity and one flip per spatial axis (``1 + spatial_dims`` passes);
+    a sequence of axis tuples gives exactly those (include ``()`` for the unflipped pass).
+
+    Example:
+        >>> tta_flips(True, 3), tta_flips([(), (0, 1)], 2)
+        ([(), (0,), (1,), (2,)], [(), (0, 1)])
+    """
+    if tta is False or tta is None:
+        return [()]
+    if tta is True:
+        return [(), *((axis,) for axis in range(spatial_dims))]
+    try:
+        flips = [tuple(int(a) for a in axes) for axes in tta]
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"tta={tta!r} must be True/False or a list of axis tuples.") from err
+    if not flips or any(a < 0 or a >= spatial_dims for axes in flips for a in axes):
+        raise ConfigError(
+            f"tta={tta!r}: axes must lie in 0..{spatial_dims - 1} (the model's spatial axes)."
+        )
+    return flips
+
+
+def _check_arguments(output: str, overlap: float, batch_size: int, threshold: float) -> None:
+    if output not in OUTPUTS:
+        raise ConfigError(f"output={output!r} is not supported; allowed values: {OUTPUTS}.")
+    if not 0.0 <= overlap < 1.0:
+        raise ConfigError(f"overlap={overlap!r} must be in [0, 1); 0.25-0.5 is usual.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size={batch_size!r} must be a positive integer.")
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"threshold={threshold!r} must be in (0, 1).")
+
+
+def _check_model(model: nn.Module, spatial_dims: int, channels: int, stacked: bool) -> None:
+    encoder = getattr(model, "encoder", None)
+    dims = getattr(encoder, "spatial_dims", None)
+    if dims is not None and dims != spatial_dims:
+        what = "axial slices (2D/2.5D preset)" if stacked else f"{spatial_dims}D images"
+        raise ModelError(
+            f"The model is {dims}D but the preset's eval pipeline gives {what}; build the preset "
+            f"with spatial_dims={dims}, or use a {spatial_dims}D model."
+        )
+    expected = getattr(encoder, "in_channels", None)
+    if expected is not None and expected != channels:
+        raise ModelError(
+            f"The model takes {expected} input channel(s) but the pipeline makes {channels} "
+            "(windows x (2*context+1)); use the same preset settings as in training."
+        )
+
+
+def _run_pipeline(pipeline: Any, record: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return pipeline(record)
+    except RuntimeError as err:  # MONAI's Compose wraps errors; surface ours unwrapped
+        cause = err.__cause__
+        if isinstance(cause, MedTransferError):
+            raise cause from None
+        raise
+
+
+def _infer(
+    model: nn.Module,
+    batch: torch.Tensor,
+    roi_size: Sequence[int],
+    overlap: float,
+    flips: list[tuple[int, ...]],
+    batch_size: int,
+    device: torch.device,
+) -> torch.Tensor:
+    """Probabilities ``(N, K, *spatial)`` on the CPU, averaged over the TTA flips."""
+    from monai.inferers import sliding_window_inference
+
+    def forward(window: torch.Tensor) -> torch.Tensor:
+        out = model(window)
+        out = out[0] if isinstance(out, list | tuple) else out  # deep supervision: full res
+        if out.ndim != window.ndim or out.shape[2:] != window.shape[2:]:
+            raise ModelError(
+                f"predict needs a segmentation model (N, C, *spatial) -> (N, K, *spatial); for "
+                f"input {tuple(window.shape)} the model returned {tuple(out.shape)}."
+            )
+        return out
+
+    total = None
+    for axes in flips:
+        dims = [a + 2 for a in axes]
+        x = torch.flip(batch, dims) if dims else batch
+        logits = sliding_window_inference(
+            x, roi_size, batch_size, forward, overlap=overlap, mode="gaussian",
+            sw_device=device, device="cpu",
+        )  # fmt: skip
+        logits = torch.as_tensor(logits).float()
+        probs = torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
+        probs = torch.flip(probs, dims) if dims else probs
+        total = probs if total is None else total + probs
+    return total / len(flips)
+
+
+def _to_output(
+    probs: torch.Tensor, output: str, threshold: float, affine: np.ndarray, meta: dict[str, Any]
+) -> MetaTensor:
+    if output == "probabilities":
+        data, channel = probs, 0
+    elif probs.shape[0] == 1:
+        data, channel = (probs[0] >= threshold).to(torch.uint8), "no_channel"
+    else:
+        dtype = torch.uint8 if probs.shape[0] <= 256 else torch.int32
+        data, channel = probs.argmax(0).to(dtype), "no_channel"
+    spatial_dims = len(probs.shape) - 1
+    info = {
+        "filename_or_obj": meta.get("filename_or_obj", ""),
+        "spacing": tuple(float(v) for v in np.linalg.norm(affine[:3, :spatial_dims], axis=0)),
+        "original_affine": affine.copy(),
+        "spatial_shape": np.asarray(probs.shape[1:], dtype=np.int64),
+        "original_channel_dim": channel,
+    }
+    for key in ("series_uid", "modality", "space"):
+        if key in meta:
+            info[key] = meta[key]
+    return MetaTensor(data, affine=torch.as_tensor(affine), meta=info)
+
+
+def predict(
+    model: nn.Module,
+    image: str | os.PathLike[str] | torch.Tensor | np.ndarray,
+    preset: Any,
+    *,
+    roi_size: Sequence[int] | None = None,
+    overlap: float = 0.25,
+    tta: bool | Sequence[Sequence[int]] = False,
+    output: str = "labels",
+    threshold: float = 0.5,
+    batch_size: int = 4,
+    device: str | torch.device = "auto",
+    restore: str = "auto",
+    image_key: str | None = None,
+) -> MetaTensor:
+    """Segment one image with ``model`` and return the result on the image's own voxel grid.
+
+    Volumes (3D models) are predicted with MONAI's ``sliding_window_inference`` (Gaussian
+    blending); 2D/2.5D models get every slice of the preset's slice stack, ``batch_size`` at a
+    time, and the slices are put back with :func:`~medtransfer.transforms.unstack_slices`.
+    Probabilities (softmax, or a sigmoid when the model has one output channel) are mapped back to
+    the source grid with linear interpolation (the pipeline's inverse transforms), then turned
+    into labels (argmax, or ``>= threshold``): smoother than resampling labels with nearest.
+    Voxels outside the preset's foreground crop are background.
+
+    Args:
+        model: a segmenter ``(N, C, *spatial) -> (N, K, *spatial)`` logits (e.g.
+            ``mt.models.create_segmenter``); it is put in eval mode and on ``device`` (its
+            training flag is restored afterwards).
+        image: NIfTI file, DICOM file or series folder (loaded by the preset's loader), or an
+            in-memory image such as ``mt.io.load(...)`` (channel-less) or a phantom's image.
+        preset: the ``(train, eval)`` pair from ``mt.transforms.presets.*`` (or the eval
+            ``Compose``), built with the same settings as in training.
+        roi_size: sliding-window size (default: the preset's ``roi_size``, the size its eval
+            pipeline pads to; for slices, the whole slice).
+        overlap: overlap of neighbouring windows (0.25-0.5).
+        tta: test-time augmentation: ``True`` averages the probabilities of the unflipped input
+            and of a flip along each spatial axis of the model's input (in-plane only for
+            2D/2.5D); or a list of axis tuples, e.g. ``[(), (0,), (0, 1)]``.
+        output: ``"labels"`` (uint8 label map, channel-less) or ``"probabilities"`` (float32
+            ``(K, *spatial)``).
+        threshold: probability cut-off for one-channel (sigmoid) models.
+        batch_size: windows (3D) or slices (2D) per forward pass.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
+        restore: ``"auto"`` (invert the pipeline, falling back to affine resampling when a
+            transform cannot be inverted), ``"invert"`` or ``"resample"``.
+        image_key: the pipeline's image key (default: the first key its loader loads).
+
+    Returns:
+        A ``MetaTensor`` with the source image's spatial shape and affine (``meta["spacing"]``
+        too): ``predict(...).affine`` equals ``mt.io.load(image).affine``.
+
+    Raises:
+        ConfigError: a bad argument, or a pipeline that cannot be mapped back.
+        ModelError: the model's dimensions or channels do not fit the preset.
+
+    Example:
+        >>> import torch, medtransfer as mt
+        >>> from medtransfer.evaluation.inference import predict
+        >>> image = mt.data.synthetic.phantoms(1, shape=(24, 20, 4))[0]["image"]
+        >>> preset = mt.transforms.presets.ct(spatial_dims=2, roi_size=(32, 32))
+        >>> model = torch.nn.Conv2d(1, 2, 1)  # any (N, C, X, Y) -> (N, K, X, Y) network
+        >>> mask = predict(model, image, preset, device="cpu")
+        >>> tuple(mask.shape), mask.dtype, bool((mask.affine == image.affine).all())
+        ((24, 20, 4), torch.uint8, True)
+    """
+    _check_arguments(output, overlap, batch_size, threshold)
+    if isinstance(image, str | os.PathLike) and not Path(image).exists():
+        raise InputPathError(
+            f"Not found: {image}. Pass a NIfTI file, a DICOM file or series folder, or an image."
+        )
+    loader, pipeline, key = prepare_pipeline(preset, image_key)
+    loaded = loader({key: image})[key]
+    if not isinstance(loaded, MetaTensor):  # LoadVolumed always returns one; be explicit
+        raise ConfigError(f"The pipeline's loader did not return an image for {key!r}.")
+    source_shape = tuple(int(s) for s in loaded.shape[1:])
+    source_affine = loaded.affine.detach().cpu().numpy().astype(np.float64)
+    x = _run_pipeline(pipeline, {key: loaded})[key]
+    stacked = "slice_stack" in x.meta
+    spatial_dims = 2 if stacked else x.ndim - 1
+    channels = int(x.shape[1] if stacked else x.shape[0])
+    _check_model(model, spatial_dims, channels, stacked)
+    flips = tta_flips(tta, spatial_dims)
+    spatial = tuple(int(s) for s in (x.shape[2:] if stacked else x.shape[1:]))
+    if roi_size is None:
+        roi_size = pipeline_roi_size(pipeline, key, spatial_dims) or spatial
+    roi = tuple(int(s) for s in roi_size)
+    if len(roi) != spatial_dims or any(int(s) < 1 for s in roi):
+        raise ConfigError(f"roi_size={roi_size!r} must be {spatial_dims} positive sizes.")
+    device = resolve_device(device)
+    was_training = model.training
+    model.eval()
+    model.to(device)
+    try:
+        with torch.no_grad():
+            data = x.as_tensor().float()
+            if stacked:
+                chunks = [
+                    _infer(model, data[i : i + batch_size], roi, overlap, flips, batch_size, device)
+                    for i in range(0, data.shape[0], batch_size)
+                ]
+                volume = unstack_slices(torch.cat(chunks), reference=x)
+            else:
+                probs = _infer(model, data[None], roi, overlap, flips, batch_size, device)[0]
+                volume = MetaTensor(
+                    probs, meta=dict(x.meta), applied_operations=x.applied_operations
+                )
+                volume.affine = x.affine.clone()
+            restored = restore_geometry(volume, pipeline, key, source_shape, source_affine, restore)
+            if restored.shape[0] > 1:  # outside the foreground crop: certainly background
+                restored[0] += (1.0 - restored.sum(0)).clamp(min=0.0)
+    finally:
+        model.train(was_training)
+    return _to_output(restored, output, threshold, source_affine, dict(loaded.meta))
+
+
+def all_flips(spatial_dims: int) -> list[tuple[int, ...]]:
+    """Every combination of flipped axes (``2**spatial_dims`` passes, as nnU-Net mirrors).
+
+    Example:
+        >>> all_flips(2)
+        [(), (0,), (1,), (0, 1)]
+    """
+    return [
+        c for r in range(spatial_dims + 1) for c in itertools.combinations(range(spatial_dims), r)
+    ]
