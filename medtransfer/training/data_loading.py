@@ -1,0 +1,228 @@
+"""Data for the FineTuner: records + transforms -> cached datasets -> per-epoch seeded loaders.
+
+Deterministic transforms run once (MONAI ``CacheDataset`` in memory, ``PersistentDataset`` on
+disk; both cache the prefix of a Compose up to its first random transform), random transforms run
+per sample after the cache. Each epoch gets a fresh loader whose shuffling and augmentation
+randomness come from ``seed + epoch``: the order is reproducible, so a resumed run replays the
+same batches without pickling iterators.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
+
+from medtransfer.errors import ConfigError
+from medtransfer.training.distributed import DistContext
+
+__all__ = ["CACHES", "LOADERS", "EpochLoaders", "build_dataset", "split_batch"]
+
+CACHES = ("memory", "disk", "none")
+LOADERS = ("process", "thread")
+BATCH_KEYS = ("image", "label", "case_id")
+
+
+def build_dataset(
+    records: Sequence[dict[str, Any]],
+    transform: Callable | None,
+    cache: str = "memory",
+    cache_dir: str | os.PathLike[str] | None = None,
+    num_workers: int = 0,
+) -> Dataset:
+    """A MONAI dataset over ``records`` with the deterministic part of ``transform`` cached.
+
+    Args:
+        records: list of dicts (``"image"``, ``"label"``, ``"case_id"``...).
+        transform: MONAI Compose (or any callable on a record), or None.
+        cache: "memory" (CacheDataset), "disk" (PersistentDataset in ``cache_dir``) or "none".
+        cache_dir: folder for the disk cache.
+        num_workers: threads used to fill the memory cache.
+
+    Example:
+        >>> import torch
+        >>> ds = build_dataset([{"image": torch.zeros(1, 4, 4), "label": 0}], None)
+        >>> len(ds), type(ds).__name__
+        (1, 'CacheDataset')
+    """
+    from monai.data import CacheDataset, PersistentDataset
+    from monai.data import Dataset as MonaiDataset
+
+    if cache not in CACHES:
+        raise ConfigError(f"cache={cache!r} is not one of {CACHES}.")
+    records = list(records)
+    if not records or not all(isinstance(r, dict) for r in records):
+        raise ConfigError("Training/validation records must be a non-empty list of dicts.")
+    if cache == "memory":
+        return CacheDataset(records, transform, num_workers=num_workers or None, progress=False)
+    if cache == "disk":
+        if cache_dir is None:
+            raise ConfigError('cache="disk" needs cache_dir= (a folder for the cached items).')
+        return PersistentDataset(records, transform, cache_dir=cache_dir)
+    return MonaiDataset(records, transform)
+
+
+def _flatten(items: Iterable[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        out.extend(_flatten(item) if isinstance(item, list) else [item])
+    return out
+
+
+def collate_batch(items: list[Any]) -> Any:
+    """Collate the keys a training step needs, flattening multi-sample crops (lists of dicts)."""
+    from monai.data import list_data_collate
+
+    items = _flatten(items)
+    if items and isinstance(items[0], dict):
+        items = [{k: v for k, v in item.items() if k in BATCH_KEYS} for item in items]
+    return list_data_collate(items)
+
+
+def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
+    """``(image, target, case_ids)`` from a dict batch or an ``(image, target)`` pair.
+
+    MetaTensors become plain tensors (the training step needs no metadata).
+
+    Example:
+        >>> x, y, ids = split_batch((torch.zeros(2, 1, 4, 4), torch.tensor([0, 1])))
+        >>> tuple(x.shape), ids
+        ((2, 1, 4, 4), None)
+    """
+    if isinstance(batch, dict):
+        try:
+            image, target = batch["image"], batch["label"]
+        except KeyError as err:
+            raise ConfigError(
+                f"A batch has no {err.args[0]!r} key (keys: {sorted(batch)}); records need "
+                '"image" and "label".'
+            ) from None
+        case_ids = batch.get("case_id")
+    elif isinstance(batch, (list, tuple)) and len(batch) >= 2:
+        image, target, case_ids = batch[0], batch[1], None
+    else:
+        raise ConfigError("A batch must be a dict with image/label or an (image, target) pair.")
+    image = image.as_tensor() if hasattr(image, "as_tensor") else torch.as_tensor(image)
+    target = target.as_tensor() if hasattr(target, "as_tensor") else torch.as_tensor(target)
+    return image, target, list(case_ids) if case_ids is not None else None
+
+
+class EpochLoaders:
+    """Makes the loader of each epoch, seeded with ``seed + epoch``.
+
+    Args:
+        source: a list of records (a dataset is built with ``transform`` and ``cache``), a
+            Dataset, or a ready DataLoader (used as is; a RandomSampler is re-seeded per epoch).
+        train: shuffle (training) or keep order (validation, sharded without padding).
+        batch_size, num_workers, pin_memory: DataLoader settings.
+        loader: "process" (DataLoader, ``num_workers`` processes) or "thread" (MONAI
+            ThreadDataLoader: for data cached on the GPU, e.g. ``EnsureTyped(device="cuda")`` as
+            the last deterministic transform, where worker processes cannot help).
+        seed: base seed.
+        ctx: distributed context (shards the data).
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        *,
+        transform: Callable | None = None,
+        train: bool = True,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        loader: str = "process",
+        seed: int = 0,
+        cache: str = "memory",
+        cache_dir: str | os.PathLike[str] | None = None,
+        ctx: DistContext | None = None,
+    ) -> None:
+        self.train = train
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        if loader not in LOADERS:
+            raise ConfigError(f"loader={loader!r} is not one of {LOADERS}.")
+        self.kind = loader
+        self.pin_memory = pin_memory and loader == "process"
+        self.seed = seed
+        self.ctx = ctx or DistContext()
+        self.loader: DataLoader | None = source if isinstance(source, DataLoader) else None
+        if self.loader is not None:
+            self.dataset = self.loader.dataset
+        elif isinstance(source, Dataset):
+            self.dataset = source
+        else:
+            self.dataset = build_dataset(source, transform, cache, cache_dir, num_workers)
+        # Metadata is needed by deterministic spatial transforms only; after a memory cache the
+        # random transforms and the model run faster on plain tensors (MONAI's set_track_meta).
+        self.track_meta = not (
+            self.loader is None and isinstance(source, list) and cache == "memory"
+        )
+        if self.loader is not None and self.ctx.enabled:
+            raise ConfigError(
+                "Under torchrun pass records or a Dataset (not a DataLoader), so the FineTuner "
+                "can shard them with a DistributedSampler."
+            )
+
+    def _val_indices(self) -> list[int]:
+        return list(range(self.ctx.rank, len(self.dataset), self.ctx.world_size))
+
+    def __len__(self) -> int:
+        """Batches per epoch on this rank."""
+        if self.loader is not None:
+            return len(self.loader)
+        n = len(self.dataset)
+        if self.ctx.enabled:
+            n = -(-n // self.ctx.world_size) if self.train else len(self._val_indices())
+        return -(-n // self.batch_size)
+
+    def indices(self) -> list[int]:
+        """Global dataset index of each validation sample on this rank, in loader order."""
+        return self._val_indices() if self.loader is None else list(range(len(self.dataset)))
+
+    def iterate(self, epoch: int) -> Iterator[Any]:
+        """The batches of ``epoch``, with MONAI metadata tracking off after a memory cache."""
+        from monai.data import get_track_meta, set_track_meta
+
+        loader = self.for_epoch(epoch)
+        previous = get_track_meta()
+        set_track_meta(self.track_meta and previous)
+        try:
+            yield from loader
+        finally:
+            set_track_meta(previous)
+
+    def for_epoch(self, epoch: int) -> DataLoader:
+        """The loader of ``epoch`` (0-based)."""
+        from monai.data import DataLoader as MonaiDataLoader
+        from monai.data import ThreadDataLoader
+        from torch.utils.data.distributed import DistributedSampler
+
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        if self.loader is not None:
+            if isinstance(self.loader.sampler, RandomSampler):
+                self.loader.sampler.generator = generator
+            return self.loader
+        dataset, sampler, shuffle = self.dataset, None, self.train
+        if self.ctx.enabled and self.train:
+            sampler = DistributedSampler(
+                dataset, self.ctx.world_size, self.ctx.rank, shuffle=True, seed=self.seed
+            )
+            sampler.set_epoch(epoch)
+            shuffle = False
+        elif self.ctx.enabled:
+            dataset, shuffle = Subset(dataset, self._val_indices()), False
+        make = ThreadDataLoader if self.kind == "thread" else MonaiDataLoader
+        return make(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            generator=generator,
+            collate_fn=collate_batch,
+        )

@@ -1,0 +1,394 @@
+"""FineTuner: fit a Classifier or Segmenter with a strategy, resumably, on CPU, GPU or torchrun."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from medtransfer.errors import ConfigError
+from medtransfer.training.callbacks import Callback
+from medtransfer.training.checkpoint import load_checkpoint, save_checkpoint, seed_everything
+from medtransfer.training.data_loading import CACHES, LOADERS, EpochLoaders
+from medtransfer.training.distributed import DistContext, gather_objects, sum_across, unwrap
+from medtransfer.training.history import History
+from medtransfer.training.loop import LoopState, Runtime, train_epoch, validate
+from medtransfer.training.metrics import TaskMetric, resolve_metric
+from medtransfer.training.optim import build_runtime
+from medtransfer.training.progress import Progress
+from medtransfer.training.resume import restore_training_state, training_state
+from medtransfer.training.run_dir import RunDirectory, environment_info
+from medtransfer.training.strategies import Strategy, as_strategy, count_parameters
+
+__all__ = ["TASKS", "FineTuner"]
+
+TASKS = ("classification", "segmentation")
+
+
+class FineTuner:
+    """Fine-tune a task model: strategy, loss, schedule, validation, checkpoints, resume.
+
+    Args:
+        model: a :class:`~medtransfer.models.Classifier`, :class:`~medtransfer.models.Segmenter`
+            or any module mapping images to logits.
+        task: "classification" or "segmentation".
+        strategy: a strategy or list of strategies (default :class:`FullFineTune`).
+        lr: peak learning rate (per-group multipliers from the strategy apply on top).
+        loss: "auto" or a name of :data:`~medtransfer.training.losses.LOSSES`, or a callable.
+        optimizer: "adamw", "sgd" or a callable ``param_groups -> Optimizer``.
+        weight_decay: decoupled weight decay (not applied to biases and norms).
+        schedule, warmup: see :func:`~medtransfer.training.schedules.make_schedule`.
+        metric: selection metric, "auto" (Dice / AUROC / accuracy), a name or a callable.
+        class_weights: per-class loss weights.
+        device: "auto" (CUDA if available), "cpu", "cuda", "cuda:1"...
+        amp: "auto" (bf16 where supported else fp16 with a GradScaler, on CUDA only), True,
+            False, "bf16" or "fp16".
+        channels_last: "auto" (on CUDA), True or False.
+        compile: wrap the model with ``torch.compile``.
+        grad_accum: micro-batches per optimizer step.
+        clip_grad: max gradient norm, or None.
+        seed: seeds weights of added layers, data order and augmentation.
+        deterministic: use deterministic algorithms (exact resume on GPU too; slower).
+        run_dir: where config, metrics and checkpoints go (default ``runs/<task>-<time>``).
+        batch_size, val_batch_size, num_workers, cache, cache_dir, loader: data loading for
+            records input (see :class:`~medtransfer.training.data_loading.EpochLoaders`).
+        roi_size, sw_batch_size: sliding-window validation for inputs larger than ``roi_size``.
+        val_every: validate every N epochs (and after the last one).
+        checkpoint_every: also save the training state every N optimizer steps (mid-epoch resume).
+        progress: "bar", "epoch", "quiet" (or True/False).
+
+    Example:
+        >>> import tempfile, torch, medtransfer as mt
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> data = TensorDataset(torch.rand(8, 1, 32, 32), torch.arange(8) % 2)
+        >>> model = mt.models.create_classifier("resnet18", 2, weights=None)
+        >>> tuner = FineTuner(model, run_dir=tempfile.mkdtemp(), progress="quiet")
+        >>> history = tuner.fit(DataLoader(data, batch_size=4), DataLoader(data, batch_size=4), epochs=1)
+        >>> len(history), sorted(history.records[0])[:3]
+        (1, ['accuracy', 'auroc', 'epoch'])
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        task: str = "classification",
+        strategy: Strategy | Sequence[Strategy] | None = None,
+        lr: float = 1e-3,
+        loss: str | Callable = "auto",
+        *,
+        optimizer: str | Callable = "adamw",
+        weight_decay: float = 1e-4,
+        schedule: str = "warmup_cosine",
+        warmup: float | int = 0.05,
+        metric: str | Callable | TaskMetric = "auto",
+        class_weights: Sequence[float] | None = None,
+        device: str = "auto",
+        amp: str | bool = "auto",
+        channels_last: str | bool = "auto",
+        compile: bool = False,
+        grad_accum: int = 1,
+        clip_grad: float | None = None,
+        seed: int = 0,
+        deterministic: bool = False,
+        run_dir: str | os.PathLike[str] | None = None,
+        batch_size: int = 8,
+        val_batch_size: int | None = None,
+        num_workers: int = 0,
+        loader: str = "process",
+        cache: str = "memory",
+        cache_dir: str | os.PathLike[str] | None = None,
+        roi_size: Sequence[int] | None = None,
+        sw_batch_size: int = 4,
+        val_every: int = 1,
+        checkpoint_every: int | None = None,
+        progress: str | bool = "bar",
+    ) -> None:
+        if task not in TASKS:
+            raise ConfigError(f"task={task!r} is not one of {TASKS}.")
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        problems = [
+            f"{name}={value!r} must be >= 1"
+            for name, value in (
+                ("grad_accum", grad_accum),
+                ("batch_size", batch_size),
+                ("val_every", val_every),
+                ("checkpoint_every", checkpoint_every or 1),
+            )
+            if not isinstance(value, int) or value < 1
+        ]
+        if not (isinstance(lr, (int, float)) and lr > 0):
+            problems.append(f"lr={lr!r} must be a positive number")
+        if cache not in CACHES:
+            problems.append(f"cache={cache!r} must be one of {CACHES}")
+        if loader not in LOADERS:
+            problems.append(f"loader={loader!r} must be one of {LOADERS}")
+        if problems:
+            raise ConfigError("Invalid FineTuner arguments: " + "; ".join(problems) + ".")
+        self.model = model
+        self.task = task
+        self.strategy = as_strategy(strategy)
+        self.lr = float(lr)
+        self.loss = loss
+        self.optimizer_name = optimizer
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.warmup = warmup
+        self.num_outputs = getattr(model, "num_classes", None)
+        self.metric = resolve_metric(metric, task, self.num_outputs)
+        self.class_weights = class_weights
+        self.device, self.amp, self.channels_last, self.compile = (
+            device,
+            amp,
+            channels_last,
+            compile,
+        )
+        self.grad_accum, self.clip_grad = grad_accum, clip_grad
+        self.seed, self.deterministic = seed, deterministic
+        self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
+        self.num_workers, self.cache, self.cache_dir = num_workers, cache, cache_dir
+        self.loader = loader
+        self.roi_size = tuple(roi_size) if roi_size is not None else None
+        self.sw_batch_size, self.val_every = sw_batch_size, val_every
+        self.checkpoint_every = checkpoint_every
+        self.progress = Progress(progress)  # validates the mode early
+        self._progress_mode = progress
+        self.run_dir_arg = run_dir
+        self.run: RunDirectory | None = None
+        self.history = History(self.metric.name, self.metric.higher_is_better)
+        self.stop = False
+        self._prepared = False
+
+    # ----------------------------------------------------------------------------- set-up
+    def _config(self, **fit_args: Any) -> dict[str, Any]:
+        trainable, total = count_parameters(self.model)
+        skip = {"model", "strategy", "history", "run", "progress", "metric", "stop"}
+        config = {k: v for k, v in vars(self).items() if k not in skip and not k.startswith("_")}
+        config.update(
+            model=type(self.model).__name__,
+            strategy=repr(self.strategy),
+            metric=self.metric.name,
+            trainable_parameters=trainable,
+            total_parameters=total,
+            fit=fit_args,
+        )
+        return config
+
+    def _parameter_line(self) -> str:
+        trainable, total = count_parameters(self.model)
+        return (
+            f"{self.strategy!r}: {trainable:,} of {total:,} parameters trainable "
+            f"({100.0 * trainable / max(total, 1):.2f}%)"
+        )
+
+    def _build_runtime(self, ctx: DistContext, total_steps: int) -> Runtime:
+        if not self._prepared:
+            self.strategy.setup(self.model)
+            self._prepared = True
+        return build_runtime(self, ctx, total_steps)
+
+    def _wrap(self, ctx: DistContext, device: torch.device) -> nn.Module:
+        model = ctx.wrap(self.model, device)
+        return torch.compile(model) if self.compile else model
+
+    def _loaders(self, data: Any, transform: Any, train: bool, ctx: DistContext) -> EpochLoaders:
+        return EpochLoaders(
+            data,
+            transform=transform,
+            train=train,
+            batch_size=self.batch_size if train else self.val_batch_size,
+            num_workers=self.num_workers,
+            pin_memory=torch.cuda.is_available(),
+            loader=self.loader,
+            seed=self.seed,
+            cache=self.cache,
+            cache_dir=self.cache_dir,
+            ctx=ctx,
+        )
+
+    def _resolve_run_dir(self, ctx: DistContext) -> RunDirectory:
+        path = self.run_dir_arg
+        if path is None:  # a new folder per run, never an earlier run's
+            stem = Path("runs") / f"{self.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+            path, n = stem, 1
+            while path.exists():
+                path, n = stem.with_name(f"{stem.name}-{n}"), n + 1
+        path = gather_objects(str(path), ctx)[0]  # every rank uses rank 0's folder
+        return RunDirectory(path, enabled=ctx.is_main)
+
+    # ----------------------------------------------------------------------------- checkpoints
+    def _save_state(self, rt: Runtime, state: LoopState) -> None:
+        if self.run is not None and self.run.enabled:
+            save_checkpoint(self.run.last_checkpoint, training_state(rt, state, self.history))
+
+    def _last_checkpoint_text(self) -> str:
+        path = self.run.last_checkpoint if self.run else None
+        return str(path) if path is not None and path.is_file() else "none (none written yet)"
+
+    # ----------------------------------------------------------------------------- fit
+    def fit(
+        self,
+        train: Any,
+        val: Any = None,
+        *,
+        epochs: int | None = None,
+        steps: int | None = None,
+        callbacks: Sequence[Callback] = (),
+        train_transform: Any = None,
+        val_transform: Any = None,
+        resume: bool | str = False,
+    ) -> History:
+        """Train, validate every ``val_every`` epochs, keep the best and last checkpoints.
+
+        Args:
+            train: list of records (dicts), a Dataset, or a DataLoader.
+            val: same kinds, or None (no validation, no best checkpoint).
+            epochs: number of epochs; or ``steps``: number of optimizer steps.
+            callbacks: e.g. ``[EarlyStopping(patience=5)]``.
+            train_transform, val_transform: MONAI transforms for records input.
+            resume: True (continue from ``run_dir/checkpoints/last.pt``), "auto" (if present),
+                or False (the run directory must not hold a checkpoint).
+
+        Returns:
+            The :class:`History` (also ``self.history``).
+
+        Raises:
+            ConfigError: bad arguments or an existing run without ``resume``.
+            ModelError: a non-finite loss (names the step and the last good checkpoint).
+        """
+        if (epochs is None) == (steps is None):
+            raise ConfigError("fit() needs exactly one of epochs= or steps= (a positive int).")
+        if (epochs or steps or 0) < 1:
+            raise ConfigError(f"epochs/steps must be >= 1, got {epochs or steps}.")
+        ctx = DistContext.from_env()
+        self.run = self._resolve_run_dir(ctx)
+        exists = self.run.last_checkpoint.is_file()
+        if resume is True and not exists:
+            raise ConfigError(f"resume=True but {self.run.last_checkpoint} does not exist.")
+        if not resume and exists:
+            raise ConfigError(
+                f"{self.run.path} already holds a run ({self.run.last_checkpoint}); pass "
+                "resume=True to continue it or choose another run_dir."
+            )
+        seed_everything(self.seed)
+        previous_det = torch.are_deterministic_algorithms_enabled()
+        if self.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = not self.deterministic
+        train_loaders = self._loaders(train, train_transform, True, ctx)
+        val_loaders = self._loaders(val, val_transform, False, ctx) if val is not None else None
+        per_epoch = math.ceil(len(train_loaders) / self.grad_accum)
+        epochs = epochs if epochs is not None else math.ceil(steps / per_epoch)
+        total_steps = steps if steps is not None else epochs * per_epoch
+        rt = self._build_runtime(ctx, total_steps)
+        self.progress = Progress(self._progress_mode, enabled=ctx.is_main)
+        state = LoopState()
+        self.history = History(self.metric.name, self.metric.higher_is_better)
+        if resume and exists:
+            state, self.history = restore_training_state(self.run.last_checkpoint, rt)
+            self.progress.message(
+                f"Resumed {self.run.path} at epoch {state.epoch + 1}, step {state.step}."
+            )
+        fit_args = {"epochs": epochs, "steps": steps, "total_steps": total_steps}
+        self.run.write_json("config.json", self._config(**fit_args))
+        self.run.write_json("environment.json", environment_info(str(rt.device), ctx.world_size))
+        self.progress.message(self._parameter_line())
+        self.stop = False
+        for cb in callbacks:
+            cb.on_fit_start(self)
+        try:
+            self._epochs(rt, state, train_loaders, val_loaders, epochs, steps, callbacks)
+        finally:
+            self.progress.close()
+            self.run.close()
+            torch.use_deterministic_algorithms(previous_det)
+        for cb in callbacks:
+            cb.on_fit_end(self)
+        self.progress.message(f"Done: {self.history.summary()} | run dir {self.run.path}")
+        return self.history
+
+    def _epochs(self, rt, state, train_loaders, val_loaders, epochs, steps, callbacks) -> None:
+        def on_step(step: int, loss: float) -> None:
+            if self.checkpoint_every and step % self.checkpoint_every == 0:
+                self._save_state(rt, state)
+            for cb in callbacks:
+                cb.on_step_end(self, step, loss)
+
+        while state.epoch < epochs and not self.stop and not (steps and state.step >= steps):
+            if self.strategy.on_epoch_start(self.model, state.epoch):
+                rt.model = self._wrap(rt.ctx, rt.device)  # DDP must see the new trainable set
+                self.progress.message(f"epoch {state.epoch + 1}: {self._parameter_line()}")
+            rt.model.train()
+            self.strategy.train_mode(self.model)
+            start, done_before = time.perf_counter(), state.samples
+            train_epoch(
+                rt, train_loaders, state, epochs=epochs, max_steps=steps, progress=self.progress,
+                on_step=on_step, last_checkpoint=self._last_checkpoint_text,
+            )  # fmt: skip
+            loss_sum, count = sum_across([state.loss_sum, float(state.loss_count)], rt.ctx)
+            seconds = time.perf_counter() - start
+            record: dict[str, Any] = {
+                "epoch": state.epoch + 1,
+                "step": state.step,
+                "train_loss": loss_sum / max(count, 1.0),
+                "lr": rt.optimizer.param_groups[0]["lr"],
+                "time_s": seconds,
+                "samples_per_s": (state.samples - done_before) * rt.ctx.world_size / seconds,
+            }
+            last = state.epoch + 1 == epochs or bool(steps and state.step >= steps)
+            if val_loaders is not None and ((state.epoch + 1) % self.val_every == 0 or last):
+                rt.ctx.broadcast_parameters(self.model)  # same norm statistics on every rank
+                record.update(
+                    validate(
+                        rt,
+                        val_loaders,
+                        self.metric,
+                        self.task,
+                        roi_size=self.roi_size,
+                        sw_batch_size=self.sw_batch_size,
+                    )  # fmt: skip
+                )
+            value = record.get(self.metric.name)
+            is_best = value is not None and self.history.is_improvement(value)
+            self.history.append(record)
+            if is_best and self.run.enabled:
+                payload = {"model": unwrap(rt.model).state_dict(), "epoch": state.epoch + 1}
+                save_checkpoint(self.run.best_checkpoint, {**payload, "metric": value})
+            state.epoch += 1
+            state.step_in_epoch, state.loss_sum, state.loss_count, state.samples = 0, 0.0, 0, 0
+            for cb in callbacks:
+                cb.on_epoch_end(self, record)
+            self._save_state(rt, state)
+            self.run.write_metrics(self.history.records)
+            self.progress.end_epoch(record, self.metric.name, is_best)
+
+    # ----------------------------------------------------------------------------- other entry points
+    def validate(self, val: Any, *, val_transform: Any = None) -> dict[str, float]:
+        """Validation loss and metrics of the current model on ``val`` (records, Dataset, loader)."""
+        ctx = DistContext.from_env()
+        rt = self._build_runtime(ctx, total_steps=1)
+        loaders = self._loaders(val, val_transform, False, ctx)
+        return validate(rt, loaders, self.metric, self.task, roi_size=self.roi_size, sw_batch_size=self.sw_batch_size)  # fmt: skip
+
+    def load_best(self) -> nn.Module:
+        """Load the best checkpoint's weights into ``self.model`` and return it."""
+        if self.run is None or not self.run.best_checkpoint.is_file():
+            raise ConfigError("No best checkpoint yet: fit() with validation data first.")
+        self.model.load_state_dict(load_checkpoint(self.run.best_checkpoint)["model"])
+        return self.model
+
+    def export(self) -> nn.Module:
+        """The trained model in plain form (LoRA adapters merged), for saving or inference."""
+        return self.strategy.export(self.model)
+
+    def lr_find(self, train: Any, **kwargs: Any):
+        """Learning-rate range test on ``train``; see :func:`medtransfer.training.lr_find`."""
+        from medtransfer.training.lr_find import lr_find
+
+        return lr_find(self, train, **kwargs)

@@ -1,0 +1,153 @@
+"""History: one record per epoch (losses, metrics, learning rate, throughput), plottable."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["History"]
+
+
+@dataclass
+class History:
+    """What happened in a run, epoch by epoch.
+
+    Attributes:
+        metric: name of the selection metric (e.g. ``"dice"``, ``"auroc"``).
+        higher_is_better: direction of ``metric``.
+        records: one dict per epoch: ``epoch``, ``step``, ``train_loss``, ``lr``, ``time_s``,
+            ``samples_per_s`` and, on validation epochs, ``val_loss`` and metric values.
+        stopped_early: whether early stopping ended the run.
+
+    Example:
+        >>> h = History("dice")
+        >>> h.append({"epoch": 1, "train_loss": 0.9, "dice": 0.5})
+        >>> h.append({"epoch": 2, "train_loss": 0.5, "dice": 0.7})
+        >>> h.best_epoch, h.best_value, h["train_loss"]
+        (2, 0.7, [0.9, 0.5])
+    """
+
+    metric: str
+    higher_is_better: bool = True
+    records: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Add one epoch's record."""
+        self.records.append(dict(record))
+
+    def __getitem__(self, key: str) -> list[Any]:
+        """Values of ``key`` over the epochs that have it."""
+        return [r[key] for r in self.records if key in r]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _scored(self) -> list[tuple[int, float]]:
+        return [
+            (r["epoch"], r[self.metric])
+            for r in self.records
+            if isinstance(r.get(self.metric), (int, float)) and not math.isnan(r[self.metric])
+        ]
+
+    @property
+    def best_epoch(self) -> int | None:
+        """Epoch (1-based) with the best selection metric, None before any validation."""
+        scored = self._scored()
+        if not scored:
+            return None
+        pick = max if self.higher_is_better else min
+        return pick(scored, key=lambda item: item[1])[0]
+
+    @property
+    def best_value(self) -> float | None:
+        """Best value of the selection metric."""
+        best = self.best_epoch
+        return None if best is None else dict(self._scored())[best]
+
+    def is_improvement(self, value: float, min_delta: float = 0.0) -> bool:
+        """Whether ``value`` beats every earlier value by more than ``min_delta``."""
+        if value is None or math.isnan(value):
+            return False
+        best = self.best_value
+        if best is None:
+            return True
+        return value > best + min_delta if self.higher_is_better else value < best - min_delta
+
+    def epochs_since_best(self) -> int:
+        """Validation epochs since the best one (0 when the last validation is the best)."""
+        scored = self._scored()
+        best = self.best_epoch
+        return sum(1 for epoch, _ in scored if best is not None and epoch > best)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (for checkpoints and JSON)."""
+        return {
+            "metric": self.metric,
+            "higher_is_better": self.higher_is_better,
+            "records": [dict(r) for r in self.records],
+            "stopped_early": self.stopped_early,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> History:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            data["metric"], data["higher_is_better"], list(data["records"]), data["stopped_early"]
+        )
+
+    def summary(self) -> str:
+        """One line: epochs, last losses and the best metric.
+
+        Example:
+            >>> History("auroc", records=[{"epoch": 1, "train_loss": 0.25, "auroc": 0.5}]).summary()
+            'epochs 1 | train_loss 0.2500 | best auroc 0.5000 at epoch 1'
+        """
+        if not self.records:
+            return "no epochs run"
+        last = self.records[-1]
+        parts = [f"epochs {last['epoch']}", f"train_loss {last['train_loss']:.4f}"]
+        if "val_loss" in last:
+            parts.append(f"val_loss {last['val_loss']:.4f}")
+        if self.best_epoch is not None:
+            parts.append(f"best {self.metric} {self.best_value:.4f} at epoch {self.best_epoch}")
+        if self.stopped_early:
+            parts.append("stopped early")
+        return " | ".join(parts)
+
+    def plot(self, keys: Sequence[str] | None = None, ax: Any = None) -> Any:
+        """Plot loss curves (left axis) and metrics (right axis) against epochs; needs matplotlib.
+
+        Args:
+            keys: metrics to draw on the right axis (default: the selection metric).
+            ax: a matplotlib Axes (default: a new figure).
+
+        Returns:
+            The matplotlib Axes of the losses.
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError as err:  # optional dependency: only needed here
+            from medtransfer.errors import ConfigError
+
+            raise ConfigError("History.plot() needs matplotlib: pip install matplotlib") from err
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        for key in ("train_loss", "val_loss"):
+            points = [(r["epoch"], r[key]) for r in self.records if key in r]
+            if points:
+                ax.plot(*zip(*points), marker=".", label=key)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        right = ax.twinx()
+        for key in keys or [self.metric]:
+            points = [(r["epoch"], r[key]) for r in self.records if key in r]
+            if points:
+                right.plot(*zip(*points), marker="o", linestyle="--", color="tab:green", label=key)
+        right.set_ylabel(", ".join(keys or [self.metric]))
+        lines = ax.get_legend_handles_labels()
+        more = right.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], loc="best")
+        return ax

@@ -1,0 +1,125 @@
+"""Validation metrics behind one small interface, so the task metric can be swapped.
+
+A :class:`TaskMetric` turns a batch's logits and targets into per-case scores (``per_case=True``,
+e.g. Dice: averaged over cases, NaN ignored) or, for ranking metrics such as AUROC, is computed once
+on the logits of the whole validation set. Any callable ``(logits, target) -> (N,) or (N, C)``
+scores can be passed as ``metric=`` and is treated as a per-case metric to maximise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from medtransfer.errors import ConfigError
+
+__all__ = ["TaskMetric", "accuracy", "auroc", "dice_per_case", "resolve_metric"]
+
+
+def dice_per_case(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Dice of the argmax prediction per case and foreground class, ``(N, C-1)``; NaN if empty.
+
+    Example:
+        >>> import torch
+        >>> logits = torch.zeros(1, 2, 4, 4); logits[0, 1, :2] = 1.0
+        >>> target = torch.zeros(1, 1, 4, 4); target[0, 0, :2] = 1
+        >>> dice_per_case(logits, target).tolist()
+        [[1.0]]
+    """
+    from monai.metrics import compute_dice
+    from monai.networks.utils import one_hot
+
+    classes = logits.shape[1]
+    if target.ndim == logits.ndim - 1:
+        target = target.unsqueeze(1)
+    pred = one_hot(logits.argmax(dim=1, keepdim=True), classes)
+    truth = one_hot(target.long(), classes)
+    return compute_dice(pred, truth, include_background=False, ignore_empty=True)
+
+
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    logits = logits.float()
+    if logits.ndim == 1 or logits.shape[1] == 1:
+        return torch.sigmoid(logits.reshape(-1))
+    return torch.softmax(logits, dim=1)
+
+
+def auroc(logits: torch.Tensor, target: torch.Tensor) -> float:
+    """Area under the ROC curve (binary, or macro one-vs-rest); NaN with a single class present.
+
+    Example:
+        >>> import torch
+        >>> auroc(torch.tensor([[0.1], [0.9], [0.4]]), torch.tensor([0, 1, 1]))
+        1.0
+    """
+    from monai.metrics import compute_roc_auc
+
+    target = target.reshape(-1).long()
+    if target.numel() == 0 or target.unique().numel() < 2:
+        return float("nan")
+    probs = _probabilities(logits)
+    if probs.ndim == 2 and probs.shape[1] == 2:
+        probs = probs[:, 1]
+    if probs.ndim == 2:
+        onehot = torch.nn.functional.one_hot(target, probs.shape[1])
+        return float(compute_roc_auc(probs, onehot, average="macro"))
+    return float(compute_roc_auc(probs, target))
+
+
+def accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-case correctness (1.0 / 0.0) of the predicted class.
+
+    Example:
+        >>> import torch
+        >>> accuracy(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0])).tolist()
+        [1.0, 0.0]
+    """
+    target = target.reshape(-1).long()
+    if logits.ndim == 1 or logits.shape[1] == 1:
+        pred = (logits.reshape(-1) > 0).long()
+    else:
+        pred = logits.argmax(dim=1)
+    return (pred == target).float()
+
+
+@dataclass(frozen=True)
+class TaskMetric:
+    """A validation metric: ``name``, ``fn``, whether it is per case, and whether higher is better."""
+
+    name: str
+    fn: Callable
+    per_case: bool = True
+    higher_is_better: bool = True
+
+
+_NAMED = {
+    "dice": TaskMetric("dice", dice_per_case),
+    "accuracy": TaskMetric("accuracy", accuracy),
+    "auroc": TaskMetric("auroc", auroc, per_case=False),
+}
+
+
+def resolve_metric(metric: str | Callable | TaskMetric, task: str, num_outputs: int | None):
+    """The selection metric for ``metric=`` ("auto", a name, a callable or a TaskMetric).
+
+    "auto" is Dice for segmentation, AUROC for binary classification (one or two logits) and
+    accuracy for more classes.
+
+    Example:
+        >>> resolve_metric("auto", "classification", 2).name
+        'auroc'
+    """
+    if isinstance(metric, TaskMetric):
+        return metric
+    if callable(metric):
+        return TaskMetric(getattr(metric, "__name__", "metric"), metric)
+    if metric == "auto":
+        if task == "segmentation":
+            metric = "dice"
+        else:
+            metric = "auroc" if num_outputs in (1, 2) else "accuracy"
+    if metric not in _NAMED:
+        raise ConfigError(f"metric={metric!r} is not one of {('auto', *_NAMED)} or a callable.")
+    return _NAMED[metric]
