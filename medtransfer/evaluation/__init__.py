@@ -31,6 +31,7 @@ from medtransfer.evaluation.classification_accumulator import (
     ClassificationAccumulator,
     classification_metrics,
 )
+from medtransfer.evaluation.classification_report import evaluate_classification
 from medtransfer.evaluation.inference import predict
 from medtransfer.evaluation.overlap import dice, iou
 from medtransfer.evaluation.postprocess import (
@@ -40,10 +41,12 @@ from medtransfer.evaluation.postprocess import (
     remove_small_islands,
 )
 from medtransfer.evaluation.ranking import auprc, auroc, roc_curve
+from medtransfer.evaluation.report import OverlaySlice, Report
 from medtransfer.evaluation.segmentation_accumulator import (
     SEGMENTATION_METRICS,
     SegmentationAccumulator,
 )
+from medtransfer.evaluation.segmentation_report import evaluate_segmentation
 from medtransfer.evaluation.surface import (
     average_surface_distance,
     hausdorff95,
@@ -63,6 +66,8 @@ __all__ = [
     "CalibrationBins",
     "ClassificationAccumulator",
     "Estimate",
+    "OverlaySlice",
+    "Report",
     "SegmentationAccumulator",
     "accuracy",
     "auprc",
@@ -76,6 +81,8 @@ __all__ = [
     "classification_metrics",
     "confusion_matrix",
     "dice",
+    "evaluate_classification",
+    "evaluate_segmentation",
     "expected_calibration_error",
     "fill_holes",
     "hausdorff95",

@@ -19,6 +19,15 @@ def _suffixes(path: Path) -> str:
     return "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
 
 
+def _file_mode(destination: Path) -> int:
+    """Keep an existing file's mode; new files get 0666 minus the process umask (as open() does)."""
+    if destination.exists():
+        return destination.stat().st_mode & 0o7777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(destination: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``destination``; on success rename it over ``destination``.
@@ -46,6 +55,8 @@ def atomic_path(destination: str | os.PathLike[str]) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        if tmp.exists():  # mkstemp makes 0600 files; give the result the usual permissions
+            os.chmod(tmp, _file_mode(destination))
         os.replace(tmp, destination)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

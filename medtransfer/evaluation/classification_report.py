@@ -1,0 +1,209 @@
+"""``evaluate_classification``: score every case with a classifier, build a Report.
+
+Each record goes through the preset's eval pipeline and one forward pass; logits become
+probabilities (a sigmoid for one output or for multi-label records, else a softmax; two classes
+are reduced to the probability of class 1). A 2D model on a stack of slices (``SliceStackd``)
+gives one probability per slice and the case gets their mean. Metrics, intervals and curves come
+from :class:`~medtransfer.evaluation.ClassificationAccumulator` and its functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from medtransfer.errors import ConfigError, ModelError
+from medtransfer.evaluation.calibration import calibration_bins
+from medtransfer.evaluation.classification_accumulator import ClassificationAccumulator
+from medtransfer.evaluation.evaluation_inputs import (
+    case_ids,
+    check_records,
+    eval_pipeline,
+    run_metadata,
+    run_pipeline,
+)
+from medtransfer.evaluation.ranking import auroc, roc_curve
+from medtransfer.evaluation.report import Report
+
+__all__ = ["evaluate_classification"]
+
+
+def _label(value: Any, case_id: str) -> int | list[int]:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.ndim > 1 or array.dtype.kind not in "biuf":
+        raise ConfigError(
+            f"case {case_id!r}: label {value!r} must be a class index (int) or a list of 0/1 "
+            "indicators (multi-label)."
+        )
+    return array.astype(int).tolist() if array.ndim == 1 else int(array)
+
+
+def _probabilities(logits: torch.Tensor, multilabel: bool, case_id: str) -> np.ndarray:
+    """(slices, K) logits -> one case's scores: () binary, (K,) otherwise."""
+    if logits.ndim != 2:
+        raise ModelError(
+            f"case {case_id!r}: the model returned shape {tuple(logits.shape)}; a classifier "
+            "returns (N, num_classes) logits."
+        )
+    if logits.shape[1] == 1:
+        return torch.sigmoid(logits[:, 0]).mean(0).numpy()
+    probs = torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)
+    probs = probs.mean(0).numpy()
+    return probs[1] if probs.shape[0] == 2 and not multilabel else probs
+
+
+def _names(class_names: Sequence[str] | None, k: int, binary: bool) -> list[str]:
+    if class_names is not None:
+        names = [str(n) for n in class_names]
+        if len(names) != (2 if binary else k):
+            raise ConfigError(
+                f"class_names={list(names)}: give {2 if binary else k} names, one per class "
+                "(including the negative class 0 for a binary task)."
+            )
+        return names
+    return ["negative", "positive"] if binary else [f"class_{i}" for i in range(k)]
+
+
+def _curves(scores: np.ndarray, labels: np.ndarray, names: list[str], n_bins: int) -> dict:
+    columns = (
+        [(names[1], scores, labels)]
+        if scores.ndim == 1
+        else [
+            (name, scores[:, k], labels[:, k] if labels.ndim == 2 else (labels == k).astype(int))
+            for k, name in enumerate(names)
+        ]
+    )
+    roc = []
+    for name, s, y in columns:
+        if 0 < int(np.sum(y)) < len(y):  # a curve needs both outcomes
+            fpr, tpr, _ = roc_curve(s, y)
+            roc.append({"class": name, "fpr": fpr.tolist(), "tpr": tpr.tolist(),
+                        "auroc": float(auroc(s, y))})  # fmt: skip
+    bins = calibration_bins(scores, labels, n_bins)
+    bin_names = (
+        [names[1]] if scores.ndim == 1 else ["top class"] if labels.ndim == 1 else list(names)
+    )
+    calibration = [
+        {"class": name, "edges": b.edges.tolist(), "counts": b.counts.tolist(),
+         "confidence": b.confidence.tolist(), "accuracy": b.accuracy.tolist(), "ece": b.ece}
+        for name, b in zip(bin_names, bins)
+    ]  # fmt: skip
+    return {"roc": roc, "calibration": calibration}
+
+
+def evaluate_classification(
+    model: torch.nn.Module,
+    records: Sequence[Mapping[str, Any]],
+    preset: Any,
+    *,
+    class_names: Sequence[str] | None = None,
+    threshold: float | None = None,
+    n_bins: int = 10,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    history: Any = None,
+    device: str | torch.device = "auto",
+    image_key: str = "image",
+    label_key: str = "label",
+    progress: bool = True,
+) -> Report:
+    """Evaluate a classifier on labelled records: AUROC, sensitivity, specificity, calibration.
+
+    Args:
+        model: a classifier ``(N, C, ...) -> (N, K)`` logits (``mt.models.create_classifier``).
+        records: dicts with ``image``, ``label`` (class index, or a list of 0/1 for
+            multi-label) and ``case_id`` (the only identifier the report keeps).
+        preset: the ``(train, eval)`` pair of a classification preset, as in training.
+        class_names: names of all classes, e.g. ``["no lesion", "lesion"]``.
+        threshold: decision threshold for binary/multi-label tasks (None: 0.5; argmax for
+            multi-class). Choose it on validation data, not on these cases.
+        n_bins: calibration bins.
+        n_resamples, confidence, seed: bootstrap over cases.
+        history: the training History (or a dict of per-epoch lists) for the HTML curves.
+        device: where the forward pass runs.
+        image_key, label_key: record keys.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        A :class:`~medtransfer.evaluation.report.Report` with task ``"classification"``.
+
+    Example:
+        >>> import torch, medtransfer as mt
+        >>> records = mt.data.synthetic.phantoms(4, task="classification", shape=(16, 16, 4))
+        >>> preset = mt.transforms.presets.ct("classification", roi_size=(16, 16, 4))
+        >>> model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(2))
+        >>> report = evaluate_classification(model, records, preset, n_resamples=50, progress=False)
+        >>> report.task, [row["case_id"] for row in report.cases][:2]
+        ('classification', ['phantom-000', 'phantom-001'])
+    """
+    from tqdm.auto import tqdm
+
+    from medtransfer.evaluation.inference import resolve_device
+
+    records = check_records(records, (image_key, label_key))
+    ids = case_ids(records)
+    pipeline = eval_pipeline(preset)
+    device = resolve_device(device)
+    was_training = model.training
+    model.eval()
+    model.to(device)
+    all_scores, all_labels = [], []
+    try:
+        for cid, record in tqdm(
+            list(zip(ids, records)), desc="evaluate", unit="case", disable=not progress
+        ):
+            label = _label(record[label_key], cid)
+            x = run_pipeline(pipeline, dict(record))[image_key]
+            stacked = "slice_stack" in getattr(x, "meta", {})
+            batch = torch.as_tensor(x).float()
+            batch = batch if stacked else batch[None]
+            with torch.no_grad():
+                out = model(batch.to(device))
+            out = out[0] if isinstance(out, (list, tuple)) else out
+            all_scores.append(
+                _probabilities(out.detach().float().cpu(), isinstance(label, list), cid)
+            )
+            all_labels.append(label)
+    finally:
+        model.train(was_training)
+    scores, labels = np.stack(all_scores), np.asarray(all_labels)
+    binary = scores.ndim == 1
+    names = _names(class_names, 1 if binary else scores.shape[1], binary)
+    acc = ClassificationAccumulator(
+        threshold=threshold, n_bins=n_bins, class_names=None if binary else names
+    )
+    acc.update(scores, labels, case_ids=ids)
+    summary = []
+    for key, est in acc.summary(n_resamples, confidence, seed).items():
+        metric, _, cls = key.partition("/")
+        summary.append({"metric": metric, "class": cls or "all", **est.as_dict()})
+    cut = 0.5 if threshold is None else threshold
+    cases = []
+    for cid, s, y in zip(ids, scores, labels):
+        row: dict[str, Any] = {"case_id": cid, "label": y.tolist()}
+        if binary:
+            row.update(score=float(s), prediction=int(s >= cut))
+        else:
+            row.update({f"score/{n}": float(v) for n, v in zip(names, s)})
+            row["prediction"] = (
+                (s >= cut).astype(int).tolist() if labels.ndim == 2 else int(s.argmax())
+            )
+        cases.append(row)
+    metadata = run_metadata(
+        model, preset, len(ids), task="classification", class_names=names, threshold=threshold,
+        n_bins=n_bins, n_resamples=n_resamples, confidence=confidence, seed=seed,
+    )  # fmt: skip
+    return Report(
+        "classification",
+        summary=summary,
+        cases=cases,
+        metadata=metadata,
+        history=history,
+        curves=_curves(scores, labels, names, n_bins),
+    )

@@ -1,0 +1,120 @@
+"""How report numbers are named and printed: metric labels, decimals, CIs, plain-text tables.
+
+Shared by :class:`~medtransfer.evaluation.report.Report` (``repr``, CSV) and the HTML writer so
+that a number reads the same everywhere: ``Dice liver 0.91 (95% CI 0.88–0.93), n=12``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "METRIC_LABELS",
+    "format_estimate",
+    "format_value",
+    "metric_label",
+    "text_table",
+]
+
+#: Display names of the metric keys used in ``Report.summary`` and ``Report.cases``.
+METRIC_LABELS = {
+    "dice": "Dice",
+    "dice_post": "Dice, post-processed",
+    "iou": "IoU",
+    "hd95": "HD95 (mm)",
+    "hd95_post": "HD95 (mm), post-processed",
+    "assd": "ASSD (mm)",
+    "nsd": "Surface Dice",
+    "nsd_post": "Surface Dice, post-processed",
+    "auroc": "AUROC",
+    "auprc": "AUPRC",
+    "accuracy": "Accuracy",
+    "balanced_accuracy": "Balanced accuracy",
+    "sensitivity": "Sensitivity",
+    "specificity": "Specificity",
+    "youden_threshold": "Youden threshold",
+    "sensitivity_youden": "Sensitivity at Youden threshold",
+    "specificity_youden": "Specificity at Youden threshold",
+    "ece": "Calibration error (ECE)",
+}
+
+# Distances are in mm: one decimal is the precision of any CT; ratios get two (three in tables).
+_MM_METRICS = ("hd95", "hd95_post", "assd", "assd_post")
+
+
+def metric_label(metric: str) -> str:
+    """Human name of a metric key (the key itself when unknown).
+
+    Example:
+        >>> metric_label("dice_post"), metric_label("volume")
+        ('Dice, post-processed', 'volume')
+    """
+    return METRIC_LABELS.get(metric, metric)
+
+
+def format_value(value: Any, metric: str = "", digits: int | None = None) -> str:
+    """A number as printed in reports: NaN/None as an en dash, mm with 1 decimal, ratios with 2.
+
+    Example:
+        >>> format_value(0.9149, "dice"), format_value(3.04, "hd95"), format_value(float("nan"))
+        ('0.91', '3.0', '–')
+    """
+    if value is None or isinstance(value, str):
+        return "–" if value is None else value
+    number = float(value)
+    if math.isnan(number):
+        return "–"
+    if math.isinf(number):
+        return "∞" if number > 0 else "-∞"
+    if digits is None:
+        digits = 1 if metric in _MM_METRICS else 2
+    return f"{number:.{digits}f}"
+
+
+def format_estimate(row: Mapping[str, Any], digits: int | None = None) -> str:
+    """One summary row as ``0.91 (95% CI 0.88–0.93), n=12``.
+
+    Args:
+        row: a ``Report.summary`` row (``metric``, ``value``, ``low``, ``high``, ``n``, and
+            optionally ``confidence``).
+        digits: decimals (default: 1 for distances in mm, 2 otherwise).
+
+    Example:
+        >>> format_estimate({"metric": "dice", "value": 0.912, "low": 0.88, "high": 0.934, "n": 12})
+        '0.91 (95% CI 0.88–0.93), n=12'
+    """
+    metric = str(row.get("metric", ""))
+    value = format_value(row.get("value"), metric, digits)
+    confidence = float(row.get("confidence", 0.95) or 0.95)
+    low, high = row.get("low"), row.get("high")
+    if value == "–" or low is None or high is None or math.isnan(float(low) + float(high)):
+        return f"{value}, n={row.get('n', 0)}"
+    interval = f"{format_value(low, metric, digits)}–{format_value(high, metric, digits)}"
+    return f"{value} ({confidence * 100:g}% CI {interval}), n={row.get('n', 0)}"
+
+
+def text_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """A fixed-width plain-text table (what ``repr`` shows without pandas).
+
+    Example:
+        >>> print(text_table([{"case_id": "a", "dice/liver": 0.9}, {"case_id": "b"}]))
+        case_id  dice/liver
+        a        0.900
+        b        –
+    """
+    if not rows:
+        return "(empty)"
+    if columns is None:
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return format_value(value, digits=3)
+        return "–" if value is None else str(value)
+
+    body = [[cell(row.get(col)) for col in columns] for row in rows]
+    widths = [max(len(col), *(len(r[i]) for r in body)) for i, col in enumerate(columns)]
+    lines = [[str(c) for c in columns], *body]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in lines)

@@ -1,0 +1,128 @@
+"""The methods footnote and run details of a report, as plain sentences from its metadata."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medtransfer.evaluation.report import Report
+
+__all__ = ["methods_items", "run_details"]
+
+
+def _ci_sentence(meta: dict[str, Any]) -> str:
+    confidence = float(meta.get("confidence", 0.95)) * 100
+    return (
+        f"Confidence intervals: {confidence:g}% percentile bootstrap over cases "
+        f"({meta.get('n_resamples', '?')} resamples of whole cases with replacement, "
+        f"numpy seed {meta.get('seed', '?')}); the value is the statistic of all cases."
+    )
+
+
+def _empty_sentence(meta: dict[str, Any]) -> str:
+    text = (
+        "Empty masks: a class absent from both reference and prediction is not scored (left out "
+        "of means, n counts the scored cases); a class missing from exactly one of them scores "
+        "Dice 0 and the image diagonal as HD95."
+    )
+    counts = meta.get("empty_counts") or {}
+    found = []
+    for name, c in counts.items():
+        if c.get("pred_empty"):
+            found.append(f"{name} missed in {c['pred_empty']} case(s)")
+        if c.get("target_empty"):
+            found.append(f"{name} predicted but absent in {c['target_empty']} case(s)")
+        if c.get("both_empty"):
+            found.append(f"{name} absent from both in {c['both_empty']} case(s)")
+    return text + (" In this evaluation: " + "; ".join(found) + "." if found else "")
+
+
+def methods_items(report: Report) -> list[str]:
+    """One sentence per method detail (metric definitions, empty masks, CIs, settings)."""
+    meta = report.metadata
+    if report.task == "segmentation":
+        tolerance = meta.get("tolerance_mm", "?")
+        post = meta.get("postprocess")
+        items = [
+            "Predictions are computed on the preprocessed image and mapped back to the original "
+            "voxel grid; every metric is computed there, against the unmodified reference.",
+            "Dice = 2|P∩R| / (|P|+|R|) per case and class (1 = perfect overlap).",
+            "HD95: 95th percentile Hausdorff distance between the surfaces of prediction and "
+            "reference, in mm (the larger of the two directed 95th percentiles).",
+            f"Surface Dice (NSD): fraction of both surfaces within {tolerance} mm of the other.",
+            "Post-processing: "
+            + (
+                f"{_options(post, meta.get('class_names'))} (scikit-image connected components)."
+                if post
+                else "none."
+            ),
+            _empty_sentence(meta),
+            _ci_sentence(meta),
+            "Example slices: the best, median and worst case by mean Dice over classes; the "
+            "axial slice with the largest reference area; display window "
+            f"{_window(meta.get('display_window'))}.",
+        ]
+    else:
+        threshold = meta.get("threshold")
+        items = [
+            "AUROC: probability that a positive case scores higher than a negative one "
+            "(one-vs-rest per class, macro mean for several classes).",
+            "Sensitivity and specificity at the decision threshold "
+            f"{'0.5 (argmax for several classes)' if threshold is None else threshold}; at "
+            "Youden's threshold they are optimistic (chosen on these same cases).",
+            f"Calibration: expected calibration error over {meta.get('n_bins', 10)} equal-width "
+            "probability bins (biased upwards with few cases).",
+            _ci_sentence(meta),
+        ]
+    return items
+
+
+def _options(options: Any, names: Any = None) -> str:
+    if not isinstance(options, dict):
+        return str(options)
+    parts = []
+    if options.get("largest_component", True):
+        parts.append("keep the largest connected component of each class")
+    if options.get("min_island_mm3") is not None:
+        parts.append(f"remove islands below {options['min_island_mm3']} mm³")
+    if options.get("fill_holes"):
+        parts.append("fill holes")
+    labels = options.get("labels")
+    if labels is not None:
+        values = [labels] if isinstance(labels, int) else list(labels)
+        names = list(names or [])
+        shown = [names[v - 1] if 0 < v <= len(names) else str(v) for v in values]
+        parts.append("applied to " + ", ".join(shown))
+    return ", ".join(parts) or "none"
+
+
+def _window(window: Any) -> str:
+    if window is None:
+        return "1st-99th intensity percentile of the slice"
+    level, width = window
+    return f"level {level:g}, width {width:g} (HU for CT)"
+
+
+def run_details(report: Report) -> list[list[str]]:
+    """``[name, value]`` rows: model, weights, preset, version, date, settings."""
+    meta = report.metadata
+    labels = {
+        "model": "model",
+        "encoder": "encoder",
+        "weights": "weights",
+        "preset": "evaluation preprocessing",
+        "class_names": "classes",
+        "n_cases": "cases",
+        "roi_size": "sliding-window size",
+        "overlap": "window overlap",
+        "tta": "test-time augmentation (flips)",
+        "medtransfer_version": "medtransfer version",
+        "date": "date (UTC)",
+    }
+    rows = []
+    for key, label in labels.items():
+        if meta.get(key) is not None:
+            value = meta[key]
+            value = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+            rows.append([label, str(value)])
+    return rows
