@@ -202,7 +202,7 @@ class FineTuner:
             data,
             transform=transform,
             train=train,
-            batch_size=self.batch_size if train else self.val_batch_size,
+            batch_size=self.batch_size if train else self._val_batch(transform),
             num_workers=self.num_workers,
             pin_memory=torch.cuda.is_available(),
             loader=self.loader,
@@ -211,6 +211,14 @@ class FineTuner:
             cache_dir=self.cache_dir,
             ctx=ctx,
         )
+
+    def _val_batch(self, transform: Any) -> int:
+        """1 when the eval pipeline yields whole-volume slice stacks (2D/2.5D presets): volumes
+        differ in slice count, so they cannot be collated; each is validated as one volume."""
+        steps = getattr(transform, "transforms", ())
+        if any(type(t).__name__ == "SliceStackd" for t in steps):
+            return 1
+        return self.val_batch_size
 
     def _resolve_run_dir(self, ctx: DistContext) -> RunDirectory:
         path = self.run_dir_arg

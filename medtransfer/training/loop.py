@@ -137,6 +137,32 @@ def train_epoch(
                     break
 
 
+def _slice_stack_eval(
+    model: nn.Module, image: torch.Tensor, target: torch.Tensor, task: str, chunk: int
+):
+    """Validate whole volumes given as slice stacks (2D/2.5D eval presets): ``(B, Z, C, X, Y)``.
+
+    Slices go through the 2D model ``chunk`` at a time; segmentation logits are restacked as
+    volumes ``(B, K, X, Y, Z)`` (targets likewise) so metrics are per volume; classification
+    logits are averaged over a volume's slices.
+    """
+    outputs = []
+    for volume in image:
+        logits = torch.cat(
+            [_forward_eval(model, part, None, chunk) for part in volume.split(chunk)]
+        )
+        outputs.append(logits.permute(1, 2, 3, 0) if task == "segmentation" else logits.mean(0))
+    logits = torch.stack(outputs)
+    if task == "segmentation" and target.ndim == image.ndim:  # (B, Z, 1, X, Y) -> (B, 1, X, Y, Z)
+        target = target.permute(0, 2, 3, 4, 1)
+    return logits, target
+
+
+def _is_slice_stack(model: nn.Module, image: torch.Tensor) -> bool:
+    encoder = getattr(model, "encoder", None)
+    return getattr(encoder, "spatial_dims", None) == 2 and image.ndim == 5
+
+
 def _forward_eval(model: nn.Module, image: torch.Tensor, roi_size: Any, sw_batch: int):
     if roi_size is not None and any(s > r for s, r in zip(image.shape[2:], roi_size)):
         from monai.inferers import sliding_window_inference
@@ -178,7 +204,12 @@ def validate(
             image, target, _ = split_batch(batch)
             image, target = rt.to_device(image, image=True), rt.to_device(target)
             with rt.autocast():
-                logits = _forward_eval(model, image, roi_size, sw_batch_size)
+                if _is_slice_stack(model, image):
+                    logits, target = _slice_stack_eval(
+                        model, image, target, task, sw_batch_size * 4
+                    )
+                else:
+                    logits = _forward_eval(model, image, roi_size, sw_batch_size)
                 loss = rt.loss_fn(logits, target)
             logits = logits.float()
             n = int(image.shape[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -295,3 +296,33 @@ def test_default_run_dirs_never_reuse_an_earlier_run(tmp_path, monkeypatch):
     second.fit(records, epochs=1)
     assert first.run.path != second.run.path
     assert first.run.path.parent == second.run.path.parent == tmp_path.joinpath("runs").relative_to(tmp_path)  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["segmentation", "classification"])
+def test_2_5d_presets_validate_whole_volumes(tmp_path, task):
+    """Eval presets for 2D/2.5D yield per-volume slice stacks; validation scores them per volume."""
+    import medtransfer as mt
+
+    cases = mt.data.synthetic.phantoms(4, task=task, seed=0, shape=(32, 32, 8))
+    for i, case in enumerate(cases):  # two volumes with other slice counts: stacks differ in length
+        if i % 2:
+            case["image"] = case["image"][..., :6]
+            if task == "segmentation":
+                case["label"] = case["label"][..., :6]
+    model = (mt.models.create_segmenter if task == "segmentation" else mt.models.create_classifier)(
+        "resnet18", 5 if task == "segmentation" else 1, weights=None, in_channels=3
+    )
+    train_tf, eval_tf = mt.transforms.presets.ct(task, spatial_dims=2, context=1, roi_size=(32, 32))
+    tuner = mt.training.FineTuner(
+        model, task=task, run_dir=tmp_path / "run", progress="quiet", batch_size=2
+    )
+    history = tuner.fit(
+        cases[:2], cases[2:], epochs=1, train_transform=train_tf, val_transform=eval_tf
+    )
+    last = history.records[-1]
+    assert math.isfinite(last["val_loss"])
+    if task == "segmentation":
+        assert 0.0 <= last["dice"] <= 1.0
+    else:
+        assert last["accuracy"] in (0.0, 0.5, 1.0)
