@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND := Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint install samples benchmark clean
+.PHONY: demo test lint docs install samples benchmark clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,12 +27,17 @@ demo: $(STAMP)
 	$(BIN)/python -m medtransfer.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check medtransfer tests benchmarks data_samples
-	$(BIN)/ruff format --check medtransfer tests benchmarks data_samples
+	$(BIN)/ruff check medtransfer tests benchmarks data_samples docs/api
+	$(BIN)/ruff format --check medtransfer tests benchmarks data_samples docs/api
 	$(BIN)/lint-imports
 
-test: lint
+test: lint docs
 	$(BIN)/python -m pytest -n 2 --durations=15
+
+# The documentation site (mkdocs-material + API reference from the docstrings) into site/
+# (git-ignored); --strict turns every broken link or unparsable docstring into a failure.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
 samples: $(STAMP)
 	$(BIN)/python data_samples/make_samples.py

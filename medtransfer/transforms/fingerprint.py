@@ -21,6 +21,7 @@ from monai.transforms import Compose, Orientationd
 from medtransfer.errors import ConfigError
 from medtransfer.transforms._checks import check_choice
 from medtransfer.transforms.loading import LoadVolumed
+from medtransfer.transforms.steps import RAS_LABELS
 
 __all__ = [
     "fingerprint_dataset",
@@ -79,7 +80,9 @@ def fingerprint_dataset(
         label = record.get(label_key)
         has_map = isinstance(label, str | torch.Tensor | np.ndarray) or hasattr(label, "__fspath__")
         keys = [image_key, label_key] if has_map else [image_key]
-        loaded = Compose([LoadVolumed(keys), Orientationd(keys, axcodes="RAS")])(dict(record))
+        loaded = Compose([LoadVolumed(keys), Orientationd(keys, axcodes="RAS", labels=RAS_LABELS)])(
+            dict(record)
+        )
         image = loaded[image_key]
         values = image.as_tensor().numpy()[0]
         affine = np.asarray(image.affine, dtype=np.float64)

@@ -40,6 +40,8 @@ __all__ = [
     "slab_padding",
 ]
 
+#: Axis labels passed explicitly: MONAI warns that its default will change.
+RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 _ROTATE = math.pi / 12  # 15 degrees: small enough that anatomy stays plausible
 
 
@@ -49,7 +51,7 @@ def _above(image: torch.Tensor, threshold: float) -> torch.Tensor:
 
 def orientation(keys: Sequence[str]) -> list[Any]:
     """Reorient to RAS (x: patient left, y: anterior, z: superior; z is the axial slice axis)."""
-    return [Orientationd(list(keys), axcodes="RAS")]
+    return [Orientationd(list(keys), axcodes="RAS", labels=RAS_LABELS)]
 
 
 def resampling(
