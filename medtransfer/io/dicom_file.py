@@ -78,6 +78,20 @@ def _enhanced_frames(ds: Any, header: SliceHeader) -> tuple[list[FrameGeometry],
     return frames, np.asarray(rescale, dtype=np.float64)
 
 
+def _physical(stored: np.ndarray, header: SliceHeader, dtype: Any) -> np.ndarray:
+    """Stored values of one file's frames to physical values (one rescale for all frames)."""
+    volume = np.empty(stored.shape, dtype=dtype)
+    return to_physical(
+        stored,
+        volume,
+        slope=header.rescale_slope,
+        intercept=header.rescale_intercept,
+        monochrome1=header.photometric == "MONOCHROME1",
+        bits_stored=header.bits_stored,
+        signed=header.pixel_representation == 1,
+    )
+
+
 def _offset_frames(header: SliceHeader) -> list[FrameGeometry]:
     orientation = np.asarray(
         header.orientation if header.orientation else (1, 0, 0, 0, 1, 0), float
@@ -175,31 +189,12 @@ def load_dicom_file(
         geometry = plan_volume(
             frames, name=header.path.name, nonuniform=nonuniform, gantry_tilt=gantry_tilt
         )
-        stored = read_stored_frames(header)[geometry.order]
-        volume = np.empty(stored.shape, dtype=dtype)
-        to_physical(
-            stored,
-            volume,
-            slope=header.rescale_slope,
-            intercept=header.rescale_intercept,
-            bits_stored=header.bits_stored,
-            signed=header.pixel_representation == 1,
-        )
+        volume = _physical(read_stored_frames(header)[geometry.order], header, dtype)
         if geometry.resample_to is not None:
             volume = resample_slices(volume, geometry.slice_positions, geometry.resample_to)
         affine = geometry.affine
     else:
-        stored = read_stored_frames(header)
-        volume = np.empty(stored.shape, dtype=dtype)
-        to_physical(
-            stored,
-            volume,
-            slope=header.rescale_slope,
-            intercept=header.rescale_intercept,
-            monochrome1=header.photometric == "MONOCHROME1",
-            bits_stored=header.bits_stored,
-            signed=header.pixel_representation == 1,
-        )
+        volume = _physical(read_stored_frames(header), header, dtype)
         step = header.spacing_between_slices or header.slice_thickness or 1.0
         affine = _flat_affine(header, abs(step))
         if header.position is None or header.orientation is None:

@@ -20,7 +20,8 @@ import numpy as np
 
 from medtransfer.errors import ConfigError, DicomError, InputPathError, SeriesError
 from medtransfer.io.atomic import atomic_path
-from medtransfer.io.dicom_geometry import FrameGeometry, plan_volume
+from medtransfer.io.dicom_geometry import plan_volume
+from medtransfer.io.dicom_volume import frame_geometry
 from medtransfer.io.load import choose_series
 from medtransfer.io.series_discovery import scan_folder
 
@@ -157,18 +158,7 @@ def _reference(folder: Path, series_uid: str | None) -> tuple[list[Any], np.ndar
             "ImagePositionPatient/ImageOrientationPatient (CT, MR, PET); this one is multi-frame "
             "or has no position."
         )
-    frames = [
-        FrameGeometry(
-            label=h.path.name,
-            position=h.position,  # type: ignore[arg-type]
-            orientation=h.orientation,  # type: ignore[arg-type]
-            pixel_spacing=h.pixel_spacing or (1.0, 1.0),
-            rows=h.rows,
-            columns=h.columns,
-            sop_uid=h.sop_uid,
-        )
-        for h in headers
-    ]
+    frames = [frame_geometry(h) for h in headers]
     geometry = plan_volume(frames, name=uid, single_slice_thickness=headers[0].slice_thickness or 1)
     datasets = []
     for index in geometry.order:

@@ -14,7 +14,7 @@ from medtransfer.io.dicom_intensity import to_physical
 from medtransfer.io.dicom_pixels import read_stored_frames
 from medtransfer.io.image import make_image
 
-__all__ = ["load_series_files", "series_meta", "resample_slices"]
+__all__ = ["frame_geometry", "load_series_files", "series_meta", "resample_slices"]
 
 
 def series_meta(header: SliceHeader) -> dict[str, Any]:
@@ -38,7 +38,8 @@ def resample_slices(volume: np.ndarray, positions: np.ndarray, targets: np.ndarr
     return volume[lower] * (1 - weight).reshape(shape) + volume[upper] * weight.reshape(shape)
 
 
-def _frame_geometry(header: SliceHeader) -> FrameGeometry:
+def frame_geometry(header: SliceHeader) -> FrameGeometry:
+    """Where the single frame of ``header`` sits (for :func:`plan_volume`)."""
     return FrameGeometry(
         label=header.path.name,
         position=header.position,  # type: ignore[arg-type]
@@ -85,7 +86,7 @@ def load_series_files(
         )
     thickness = headers[0].slice_thickness or 1.0
     geometry = plan_volume(
-        [_frame_geometry(h) for h in headers],
+        [frame_geometry(h) for h in headers],
         name=name,
         nonuniform=nonuniform,
         gantry_tilt=gantry_tilt,
