@@ -1,0 +1,283 @@
+"""The run commands of the ``medtransfer`` CLI: ``train``, ``evaluate`` and ``predict``.
+
+Each turns a validated config (:mod:`medtransfer.config`) into calls of the public API; no
+training or evaluation logic lives here. ``medtransfer.cli`` parses the arguments and maps
+errors to exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from medtransfer.errors import ConfigError, InputPathError
+
+__all__ = ["evaluate_command", "predict_command", "train_command"]
+
+EXIT_OK = 0
+
+
+def _overrides(items: list[str]) -> dict[str, Any]:
+    import yaml
+
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: use KEY=VALUE, e.g. --set training.epochs=2.")
+        values[key.strip()] = yaml.safe_load(value)
+    return values
+
+
+RUN_CONFIG = "run_config.yaml"  # the validated config, normalisation included, in the run folder
+
+
+def _load(path: Path, overrides: dict[str, Any] | None = None) -> Any:
+    from medtransfer.config import load_config
+
+    return load_config(path, overrides)
+
+
+def _class_names(cfg: Any) -> list[str] | None:
+    """``data.class_names``, else the foreground labels of an MSD dataset.json."""
+    import json
+
+    if cfg.data.class_names is not None or cfg.data.manifest.suffix != ".json":
+        return cfg.data.class_names
+    try:
+        labels = json.loads(cfg.data.manifest.read_text()).get("labels")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(labels, dict) or cfg.data.task != "segmentation":
+        return None
+    return [str(labels[k]) for k in sorted(labels, key=int) if int(k) != 0]
+
+
+def _records(cfg: Any) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """Labelled records of the manifest (label under ``"label"``, class names as indices)."""
+    import medtransfer as mt
+
+    key, names = cfg.data.label_key, _class_names(cfg)
+    records = [r for r in mt.data.load_manifest(cfg.data.manifest) if r.get(key) is not None]
+    if not records:
+        raise ConfigError(f"data.label_key: no record of {cfg.data.manifest} has a {key!r} value.")
+    out = []
+    for record in records:
+        label = record[key]
+        if isinstance(label, str) and label.strip().lstrip("-").isdigit():
+            label = int(label)  # CSV columns other than label stay text ("1")
+        if isinstance(label, str) and cfg.data.task == "classification":
+            if not names or label not in names:
+                raise ConfigError(
+                    f"case {record['case_id']!r}: label {label!r} is not in data.class_names "
+                    f"({names}); list every class name in label order."
+                )
+            label = names.index(label)
+        out.append({**record, "label": label})
+    return out, names
+
+
+def _split(cfg: Any, records: list[dict[str, Any]]) -> tuple[list, list, list]:
+    import medtransfer as mt
+
+    s = cfg.data.split
+    common = {"by": s.by, "stratify": s.stratify, "seed": s.seed}
+    if s.folds is None:
+        return tuple(mt.data.split(records, fractions=s.fractions, **common))
+    rest, test = records, []
+    if s.fractions[2] > 0:
+        rest, test, _ = mt.data.split(records, fractions=(1 - s.fractions[2], s.fractions[2]), **common)  # fmt: skip
+    fold = mt.data.kfold(rest, k=s.folds, **common)[s.fold]
+    return fold.train, fold.val, test
+
+
+def _num_classes(cfg: Any, names: list[str] | None, records: list[dict] | None = None) -> int:
+    if cfg.model.num_classes is not None or names is not None:
+        return cfg.model.num_classes or cfg.num_classes(names)
+    if cfg.data.task == "classification" and records:
+        count = max(int(r["label"]) for r in records) + 1
+        return 1 if count <= 2 else count
+    return cfg.num_classes()  # raises: give model.num_classes or data.class_names
+
+
+def _model(cfg: Any, names: list[str] | None, weights: str | None, records=None) -> Any:
+    import medtransfer as mt
+
+    kwargs = cfg.model_kwargs(_num_classes(cfg, names, records), weights)
+    if cfg.data.task == "segmentation":
+        return mt.models.create_segmenter(**kwargs)
+    return mt.models.create_classifier(**kwargs)
+
+
+def _preset(cfg: Any, names: list[str] | None, records=None) -> tuple[Any, Any]:
+    import medtransfer as mt
+
+    factory = getattr(mt.transforms.presets, cfg.preprocessing.preset)
+    return factory(**cfg.preset_kwargs(_num_classes(cfg, names, records)))
+
+
+def _strategy(cfg: Any) -> list[Any]:
+    import medtransfer as mt
+
+    classes = {
+        "full": mt.training.FullFineTune, "linear_probe": mt.training.LinearProbe,
+        "bitfit": mt.training.BitFit, "gradual_unfreeze": mt.training.GradualUnfreeze,
+        "discriminative": mt.training.Discriminative, "lora": mt.training.LoRA,
+    }  # fmt: skip
+    return [classes[name](**kwargs) for name, kwargs in cfg.strategy_kwargs()]
+
+
+def _normalisation_of_run(cfg: Any, checkpoint: Path) -> Any:
+    """Use the normalisation the run was trained with (its run_config.yaml), when known."""
+    if cfg.preprocessing.mean is not None:
+        return cfg
+    saved = checkpoint.resolve().parent.parent / RUN_CONFIG
+    if saved.is_file():
+        p = _load(saved).preprocessing
+        update = {"mean": p.mean, "std": p.std, "value_range": p.value_range}
+        return cfg.model_copy(update={"preprocessing": cfg.preprocessing.model_copy(update=update)})  # fmt: skip
+    return cfg
+
+
+def _trained_model(
+    cfg: Any, names: list[str] | None, checkpoint: Path, records=None
+) -> tuple[Any, Any]:
+    """The model with the checkpoint's weights, and the config with its normalisation."""
+    import medtransfer as mt
+
+    if not checkpoint.is_file():
+        raise InputPathError(
+            f"Checkpoint {checkpoint} does not exist (see the run's checkpoints/)."
+        )
+    # Without a saved normalisation the encoder's weights decide it: build with them.
+    weights = None if cfg.preprocessing.mean is not None else cfg.model.weights
+    model = _model(cfg, names, weights, records)
+    cfg = cfg.with_normalisation(model.encoder.input_spec)
+    strategies = _strategy(cfg)
+    for strategy in strategies:
+        if isinstance(strategy, mt.training.LoRA):
+            strategy.setup(model)  # the checkpoint holds adapter weights
+    try:
+        model.load_state_dict(mt.training.load_checkpoint(checkpoint)["model"])
+    except (KeyError, RuntimeError) as err:
+        raise ConfigError(
+            f"Checkpoint {checkpoint} does not fit the model of this config ({err}). Use the "
+            "config the run was trained with."
+        ) from None
+    for strategy in strategies:
+        model = strategy.export(model)
+    return model.eval(), cfg
+
+
+def _evaluate_report(
+    cfg: Any, model: Any, cases: list[dict], names: list[str] | None, records=None
+) -> Any:
+    from medtransfer.evaluation.classification_report import evaluate_classification
+    from medtransfer.evaluation.segmentation_report import evaluate_segmentation
+
+    preset = _preset(cfg, names, records)
+    e = cfg.evaluation
+    common = {
+        "n_resamples": e.n_resamples,
+        "seed": cfg.training.seed,
+        "device": cfg.training.device,
+    }
+    if cfg.data.task == "segmentation":
+        return evaluate_segmentation(
+            model, cases, preset, class_names=names, postprocess=cfg.postprocess_options() or False,
+            tolerance_mm=e.tolerance_mm, tta=e.tta, **common,
+        )  # fmt: skip
+    return evaluate_classification(model, cases, preset, class_names=names, threshold=e.threshold, **common)  # fmt: skip
+
+
+def train_command(args: argparse.Namespace) -> int:
+    import medtransfer as mt
+
+    cfg = _load(args.config, _overrides(args.overrides))
+    records, names = _records(cfg)
+    train, val, test = _split(cfg, records)
+    print(f"{len(records)} labelled cases: {len(train)} train, {len(val)} val, {len(test)} test")
+    model = _model(cfg, names, cfg.model.weights, records)
+    cfg = cfg.with_normalisation(model.encoder.input_spec)
+    preset = _preset(cfg, names, records)
+    strategies = _strategy(cfg)
+    strategy = strategies[0] if len(strategies) == 1 else strategies
+    tuner = mt.training.FineTuner(model, strategy=strategy, **cfg.finetuner_kwargs())
+    patience = cfg.training.early_stopping
+    callbacks = [mt.training.EarlyStopping(patience)] if patience else []
+    last = cfg.output.run_dir / "checkpoints" / "last.pt"
+    if last.is_file() and not args.resume:  # checked here too: keep that run's run_config.yaml
+        raise ConfigError(
+            f"{cfg.output.run_dir} already holds a run ({last}); pass --resume to continue it "
+            "or set output.run_dir to another folder (e.g. --set output.run_dir=runs/new)."
+        )
+    cfg.output.run_dir.mkdir(parents=True, exist_ok=True)
+    with mt.io.atomic_path(cfg.output.run_dir / RUN_CONFIG) as tmp:
+        tmp.write_text(cfg.to_yaml())
+    tuner.fit(
+        train,
+        val or None,
+        callbacks=callbacks,
+        train_transform=preset[0],
+        val_transform=preset[1],
+        resume="auto" if args.resume else False,
+        **cfg.fit_kwargs(),
+    )
+    best = tuner.run.best_checkpoint
+    checkpoint = best if best.is_file() else tuner.run.last_checkpoint
+    print(f"\nRun directory: {tuner.run.path}")
+    print(f"Checkpoint: {checkpoint}")
+    print(f"Next: medtransfer evaluate {args.config} --checkpoint {checkpoint}")
+    return EXIT_OK
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    cfg = _normalisation_of_run(_load(args.config, _overrides(args.overrides)), args.checkpoint)
+    records, names = _records(cfg)
+    _, val, test = _split(cfg, records)
+    cases = test if cfg.evaluation.subset == "test" and test else val
+    model, cfg = _trained_model(cfg, names, args.checkpoint, records)
+    print(f"Evaluating {args.checkpoint} on {len(cases)} held-out cases")
+    report = _evaluate_report(cfg, model, cases, names, records)
+    out = args.output or args.checkpoint.resolve().parent.parent / "evaluation"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [
+        report.to_html(out / "report.html"),
+        report.to_json(out / "report.json"),
+        report.to_csv(out / "cases.csv"),
+        report.to_csv(out / "summary.csv", table="summary"),
+    ]
+    print("\n".join(["", *report.headline(), ""]))
+    print("Outputs:\n" + "\n".join(f"  {p}" for p in paths))
+    return EXIT_OK
+
+
+def predict_command(args: argparse.Namespace) -> int:
+    import medtransfer as mt
+
+    config = args.config or args.checkpoint.resolve().parent.parent / RUN_CONFIG
+    if not config.is_file():
+        raise ConfigError(f"No run config at {config}: pass --config (the training config).")
+    cfg = _normalisation_of_run(_load(config), args.checkpoint)
+    if cfg.data.task != "segmentation":
+        raise ConfigError("predict writes masks: data.task must be 'segmentation'.")
+    names = _class_names(cfg)
+    model, cfg = _trained_model(cfg, names, args.checkpoint)
+    preset, options = _preset(cfg, names), cfg.postprocess_options()
+    args.output.mkdir(parents=True, exist_ok=True)
+    for image in args.input:
+        if not image.exists():
+            raise InputPathError(f"Input {image} does not exist.")
+        mask = mt.evaluation.predict(model, image, preset, tta=cfg.evaluation.tta, device=cfg.training.device)  # fmt: skip
+        if options is not None:
+            mask = mt.evaluation.postprocess(mask, **options)
+        stem = image.name.removesuffix(".gz").removesuffix(".nii").removesuffix(".dcm")
+        if args.format == "nifti":
+            written = mt.io.save(mask, args.output / f"{stem}_seg.nii.gz")
+        else:
+            labels = {i + 1: n for i, n in enumerate(names or [])} or None
+            written = mt.io.save_dicom_seg(mask, image, args.output / f"{stem}_seg.dcm", labels)
+        print(f"{image} -> {written}")
+    print(f"\n{len(args.input)} masks in {args.output.resolve()}")
+    return EXIT_OK
