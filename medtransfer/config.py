@@ -1,4 +1,4 @@
-"""YAML run configs for the ``medtransfer`` command: pydantic models, loading and error messages.
+"""YAML run configs for the ``medtransfer`` command: pydantic models and loading.
 
 A config has six sections (``data``, ``preprocessing``, ``model``, ``training``, ``evaluation``,
 ``output``); every field has a default except ``data.manifest`` and ``data.task``. Unknown keys,
@@ -15,22 +15,20 @@ Example:
     ...     RunConfig.model_validate({"data": {"manifest": "m.csv", "task": "segmentation"},
     ...                               "training": {"epoch": 3}})
     ... except ValidationError as err:
-    ...     print(str(validation_message(err)).splitlines()[1][:55])
+    ...     print(str(validation_message(err, RunConfig)).splitlines()[1][:55])
       - training.epoch: unknown key; did you mean 'epochs'?
 """
 
 from __future__ import annotations
 
-import difflib
 import os
-import types
-import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from medtransfer.config_messages import validation_message
 from medtransfer.errors import ConfigError
 
 __all__ = [
@@ -43,9 +41,7 @@ __all__ = [
     "RunConfig",
     "SplitConfig",
     "TrainingConfig",
-    "field_reference",
     "load_config",
-    "validation_message",
 ]
 
 Number = int | float
@@ -432,159 +428,5 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     try:
         config = RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise validation_message(err, source=str(path)) from None
+        raise validation_message(err, RunConfig, source=str(path)) from None
     return config.with_paths_under(path.resolve().parent)
-
-
-def validation_message(err: ValidationError, source: str = "config") -> ConfigError:
-    """One :class:`ConfigError` listing every bad field of a pydantic ``ValidationError``."""
-    grouped: dict[str, list[tuple[dict[str, Any], tuple[str, ...]]]] = {}
-    for item in err.errors():
-        loc = tuple(str(p) for p in item["loc"])
-        grouped.setdefault(_field_path(loc), []).append((item, loc))
-    lines = []
-    for path, items in grouped.items():
-        text = _describe_all(items)
-        if text.startswith("@"):
-            # model validators report "@field: problem" lines: name each field
-            for problem in text.split("\n"):
-                key, _, message = problem.lstrip("@").partition(": ")
-                prefix = "" if path == "(top level)" else f"{path}."
-                lines.append(f"  - {prefix}{key}: {message}")
-        else:
-            lines.append(f"  - {path}: {text}")
-    count = len(lines)
-    head = f"{source} has {count} invalid field{'s' if count > 1 else ''}:"
-    return ConfigError("\n".join([head, *lines, "See docs/cli.md for every field."]))
-
-
-def _field_path(loc: tuple[str, ...]) -> str:
-    # Union members add their type name to the location (e.g. 'tuple[float, float]'); hide them.
-    return ".".join(p for p in loc if not _is_type_part(p)) or "(top level)"
-
-
-def _is_type_part(part: str) -> bool:
-    return any(c in part for c in "[](), ") or part in _TYPE_NAMES
-
-
-_TYPE_NAMES = {"str", "int", "float", "bool", "list", "dict", "tuple", "function-after", "none"}
-_BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-
-
-def _describe_all(items: list[tuple[dict[str, Any], tuple[str, ...]]]) -> str:
-    if len(items) == 1:
-        return _describe(*items[0])
-    # A value that fits no member of a union: one line naming every accepted form.
-    given = items[0][0].get("input")
-    forms = [loc[-1] if _is_type_part(loc[-1]) else _describe(item, loc) for item, loc in items]
-    return f"wrong type (got {given!r}); expected one of: {'; '.join(dict.fromkeys(forms))}"
-
-
-def _describe(item: dict[str, Any], loc: tuple[str, ...]) -> str:
-    kind, given, ctx = item["type"], item.get("input"), item.get("ctx", {})
-    if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        close = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"unknown key; {hint}Allowed keys: {', '.join(allowed)}"
-    if kind == "missing":
-        return "required; missing"
-    if kind == "literal_error":
-        allowed = ctx.get("expected", "")
-        close = difflib.get_close_matches(str(given), _literal_values(allowed), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"must be one of {allowed} (got {given!r}){hint}"
-    if kind == "value_error":
-        return str(ctx.get("error", item["msg"]))
-    bound = next((k for k in _BOUNDS if k in ctx), None)
-    if bound is not None:
-        return f"must be {_BOUNDS[bound]} {ctx[bound]} (got {given!r})"
-    message = item["msg"]
-    message = message[0].lower() + message[1:] if message else message
-    message = message.replace("input should be", "must be")
-    return f"{message} (got {given!r})"
-
-
-def _literal_values(expected: str) -> list[str]:
-    return [part.strip(" '\"") for part in expected.replace(" or ", ",").split(",") if part.strip()]
-
-
-def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
-    model: Any = RunConfig
-    for part in loc:
-        annotation = model.model_fields[part].annotation if part in model.model_fields else None
-        model = next((t for t in _types_of(annotation) if _is_model(t)), None)
-        if model is None:
-            return []
-    return sorted(model.model_fields)
-
-
-def _types_of(annotation: Any) -> list[Any]:
-    args = typing.get_args(annotation)
-    return [annotation] if not args else [t for a in args for t in _types_of(a)]
-
-
-def _is_model(obj: Any) -> bool:
-    return isinstance(obj, type) and issubclass(obj, BaseModel)
-
-
-# ------------------------------------------------------------------------------- documentation
-def field_reference() -> str:
-    """A Markdown table of every config field (section, key, type, default, description).
-
-    Example:
-        >>> field_reference().splitlines()[0]
-        '| field | type | default | description |'
-    """
-    rows = ["| field | type | default | description |", "|---|---|---|---|"]
-    for section, info in RunConfig.model_fields.items():
-        model = info.annotation
-        for name, field in model.model_fields.items():
-            if _is_model(field.annotation):
-                for sub, sub_field in field.annotation.model_fields.items():
-                    rows.append(_row(f"{section}.{name}.{sub}", sub_field))
-            else:
-                rows.append(_row(f"{section}.{name}", field))
-    return "\n".join(rows)
-
-
-def _row(path: str, field: Any) -> str:
-    kind = _type_text(field.annotation)
-    if field.is_required():
-        default = "required"
-    elif field.default_factory is not None:
-        default = f"`{_plain(field.default_factory())}`"
-    else:
-        default = f"`{_plain(field.default)}`"
-    return f"| `{path}` | {kind} | {default} | {field.description or ''} |"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return "{...}"
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return "null" if value is None else value
-
-
-def _type_text(annotation: Any) -> str:
-    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
-    if origin is Literal:
-        return " or ".join(f"`{a}`" for a in args)
-    if origin in (Union, types.UnionType):
-        return " or ".join(_type_text(a) for a in args)
-    if origin is list:
-        return f"list of {_type_text(args[0])}"
-    if origin is tuple:
-        return "[" + ", ".join(_type_text(a) for a in args) + "]"
-    if origin is dict:
-        return "mapping"
-    if annotation is type(None):
-        return "null"
-    if annotation is Any:
-        return "any"
-    return {Path: "path", str: "text", int: "int", float: "number", bool: "bool"}.get(
-        annotation, getattr(annotation, "__name__", str(annotation))
-    )
