@@ -23,10 +23,10 @@ from medtransfer.evaluation.evaluation_inputs import (
     check_records,
     eval_pipeline,
     run_metadata,
-    run_pipeline,
 )
 from medtransfer.evaluation.ranking import auroc, roc_curve
 from medtransfer.evaluation.report import Report
+from medtransfer.transforms.pipeline_errors import run_pipeline
 
 __all__ = ["evaluate_classification"]
 

@@ -10,7 +10,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from medtransfer.errors import ConfigError, MedTransferError
+from medtransfer.errors import ConfigError
 
 __all__ = [
     "case_ids",
@@ -104,17 +104,6 @@ def eval_pipeline(preset: Any) -> Any:
         f"preset={type(preset).__name__}: pass the (train, eval) pair of "
         "mt.transforms.presets.ct/mri/xray(...), or its eval pipeline."
     )
-
-
-def run_pipeline(pipeline: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """Run a MONAI Compose, surfacing our own errors that Compose wraps in RuntimeError."""
-    try:
-        return pipeline(data)
-    except RuntimeError as err:
-        cause = err.__cause__
-        if isinstance(cause, MedTransferError):
-            raise cause from None
-        raise
 
 
 def preset_summary(preset: Any) -> str:

@@ -21,13 +21,14 @@ import torch
 from monai.data import MetaTensor
 from torch import nn
 
-from medtransfer.errors import ConfigError, InputPathError, MedTransferError, ModelError
+from medtransfer.errors import ConfigError, InputPathError, ModelError
 from medtransfer.evaluation.inference_geometry import (
     pipeline_roi_size,
     prepare_pipeline,
     restore_geometry,
 )
 from medtransfer.transforms import unstack_slices
+from medtransfer.transforms.pipeline_errors import run_pipeline
 
 __all__ = ["OUTPUTS", "all_flips", "predict", "resolve_device", "tta_flips"]
 
@@ -102,16 +103,6 @@ def _check_model(model: nn.Module, spatial_dims: int, channels: int, stacked: bo
             f"The model takes {expected} input channel(s) but the pipeline makes {channels} "
             "(windows x (2*context+1)); use the same preset settings as in training."
         )
-
-
-def _run_pipeline(pipeline: Any, record: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return pipeline(record)
-    except RuntimeError as err:  # MONAI's Compose wraps errors; surface ours unwrapped
-        cause = err.__cause__
-        if isinstance(cause, MedTransferError):
-            raise cause from None
-        raise
 
 
 def _infer(
@@ -252,7 +243,7 @@ def predict(
         raise ConfigError(f"The pipeline's loader did not return an image for {key!r}.")
     source_shape = tuple(int(s) for s in loaded.shape[1:])
     source_affine = loaded.affine.detach().cpu().numpy().astype(np.float64)
-    x = _run_pipeline(pipeline, {key: loaded})[key]
+    x = run_pipeline(pipeline, {key: loaded})[key]
     stacked = "slice_stack" in x.meta
     spatial_dims = 2 if stacked else x.ndim - 1
     channels = int(x.shape[1] if stacked else x.shape[0])

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
 from medtransfer.errors import ConfigError
 from medtransfer.training.distributed import DistContext
+from medtransfer.transforms.pipeline_errors import medtransfer_errors
 
 __all__ = ["CACHES", "LOADERS", "EpochLoaders", "build_dataset", "split_batch"]
 
@@ -191,7 +192,8 @@ class EpochLoaders:
         previous = get_track_meta()
         set_track_meta(self.track_meta and previous)
         try:
-            yield from loader
+            with medtransfer_errors():  # a bad record: our message, not MONAI's wrapper
+                yield from loader
         finally:
             set_track_meta(previous)
 

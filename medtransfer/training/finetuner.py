@@ -25,6 +25,7 @@ from medtransfer.training.progress import Progress
 from medtransfer.training.resume import restore_training_state, training_state
 from medtransfer.training.run_dir import RunDirectory, environment_info
 from medtransfer.training.strategies import Strategy, as_strategy, count_parameters
+from medtransfer.transforms.pipeline_errors import medtransfer_errors
 
 __all__ = ["TASKS", "FineTuner"]
 
@@ -198,6 +199,12 @@ class FineTuner:
         return torch.compile(model) if self.compile else model
 
     def _loaders(self, data: Any, transform: Any, train: bool, ctx: DistContext) -> EpochLoaders:
+        with medtransfer_errors():  # the cache is filled here: a bad record fails here
+            return self._build_loaders(data, transform, train, ctx)
+
+    def _build_loaders(
+        self, data: Any, transform: Any, train: bool, ctx: DistContext
+    ) -> EpochLoaders:
         return EpochLoaders(
             data,
             transform=transform,

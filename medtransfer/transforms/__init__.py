@@ -22,6 +22,7 @@ from medtransfer.transforms.fingerprint import (
 )
 from medtransfer.transforms.intensity import EncoderNormalized, RobustScaled, robust_scale
 from medtransfer.transforms.loading import LoadVolumed
+from medtransfer.transforms.pipeline_errors import medtransfer_errors, run_pipeline
 from medtransfer.transforms.slices import (
     SlabToChannelsd,
     SliceStackd,
@@ -53,4 +54,6 @@ __all__ = [
     "slab_to_channels",
     "stack_slices",
     "unstack_slices",
+    "medtransfer_errors",
+    "run_pipeline",
 ]
