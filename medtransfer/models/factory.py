@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
+
+import torch
 
 from medtransfer.encoders import create as create_encoder
 from medtransfer.models.classifier import Classifier
 from medtransfer.models.segmenter import Segmenter
 
 __all__ = ["create_classifier", "create_segmenter"]
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Seed the randomly initialised layers without touching the caller's global RNG state."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def _encoder(
@@ -43,6 +57,7 @@ def create_classifier(
     *,
     dropout: float = 0.2,
     pooling: str = "avg",
+    seed: int | None = None,
     **encoder_kwargs: Any,
 ) -> Classifier:
     """Build a :class:`Classifier` on a pretrained encoder in one line.
@@ -55,6 +70,9 @@ def create_classifier(
         spatial_dims: 2, or 3 for volumes (the 2D encoder is converted).
         conversion: 3D conversion, "inflate" (default for 3D) or "acs".
         dropout, pooling: see :class:`Classifier`.
+        seed: seed for every randomly initialised weight (head; the encoder too when
+            ``weights=None``), so two models built with one seed are identical; the global RNG
+            state is left as it was. None uses the global RNG.
         **encoder_kwargs: passed to :func:`medtransfer.encoders.create` (``depth_stride``...).
 
     Example:
@@ -63,8 +81,11 @@ def create_classifier(
         >>> model.encoder.conversion, model(torch.rand(1, 1, 32, 32, 32)).shape
         ('inflate', torch.Size([1, 2]))
     """
-    encoder = _encoder(encoder_name, weights, in_channels, spatial_dims, conversion, encoder_kwargs)
-    return Classifier(encoder, num_classes, dropout=dropout, pooling=pooling)
+    with _seeded(seed):
+        encoder = _encoder(
+            encoder_name, weights, in_channels, spatial_dims, conversion, encoder_kwargs
+        )
+        return Classifier(encoder, num_classes, dropout=dropout, pooling=pooling)
 
 
 def create_segmenter(
@@ -80,6 +101,7 @@ def create_segmenter(
     deep_supervision: bool = False,
     norm: str = "batch",
     pad: str = "auto",
+    seed: int | None = None,
     **encoder_kwargs: Any,
 ) -> Segmenter:
     """Build a :class:`Segmenter` (U-Net on a pretrained encoder) in one line.
@@ -92,6 +114,7 @@ def create_segmenter(
         spatial_dims: 2, or 3 for volumes (the 2D encoder is converted).
         conversion: 3D conversion, "inflate" (default for 3D) or "acs".
         decoder, decoder_channels, deep_supervision, norm, pad: see :class:`Segmenter`.
+        seed: as in :func:`create_classifier`.
         **encoder_kwargs: passed to :func:`medtransfer.encoders.create` (``depth_stride``...).
 
     Example:
@@ -100,13 +123,16 @@ def create_segmenter(
         >>> model(torch.rand(1, 5, 64, 64)).shape
         torch.Size([1, 3, 64, 64])
     """
-    encoder = _encoder(encoder_name, weights, in_channels, spatial_dims, conversion, encoder_kwargs)
-    return Segmenter(
-        encoder,
-        num_classes,
-        decoder=decoder,
-        decoder_channels=decoder_channels,
-        deep_supervision=deep_supervision,
-        norm=norm,
-        pad=pad,
-    )
+    with _seeded(seed):
+        encoder = _encoder(
+            encoder_name, weights, in_channels, spatial_dims, conversion, encoder_kwargs
+        )
+        return Segmenter(
+            encoder,
+            num_classes,
+            decoder=decoder,
+            decoder_channels=decoder_channels,
+            deep_supervision=deep_supervision,
+            norm=norm,
+            pad=pad,
+        )

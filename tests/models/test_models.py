@@ -134,3 +134,16 @@ def test_same_shapes_as_monai_flexibleunet_with_the_same_encoder():
     # MONAI keeps EfficientNet's unused 1280-channel head conv and ImageNet classifier in its encoder
     assert count(monai.encoder) - count(ours.encoder) > 1_500_000
     assert count(ours.decoder) == pytest.approx(count(monai.decoder), rel=0.35)
+
+
+def test_seed_makes_random_layers_repeatable_without_touching_the_global_rng():
+    torch.manual_seed(123)
+    expected_next = torch.rand(1)
+    torch.manual_seed(123)
+    a = mt.models.create_segmenter("resnet18", 3, weights=None, seed=7)
+    b = mt.models.create_segmenter("resnet18", 3, weights=None, seed=7)
+    assert torch.equal(torch.rand(1), expected_next)  # global state untouched
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
+    c = mt.models.create_segmenter("resnet18", 3, weights=None, seed=8)
+    assert not torch.equal(a.head.weight, c.head.weight)
