@@ -10,10 +10,13 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from medtransfer.errors import ConfigError
+
 __all__ = [
     "METRIC_LABELS",
     "format_estimate",
     "format_value",
+    "history_data",
     "metric_label",
     "text_table",
 ]
@@ -118,3 +121,32 @@ def text_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None 
     widths = [max(len(col), *(len(r[i]) for r in body)) for i, col in enumerate(columns)]
     lines = [[str(c) for c in columns], *body]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in lines)
+
+
+def history_data(history: Any) -> dict[str, list[Any]] | None:
+    """Per-epoch curves of a History (``.records``/``to_dict``) or a dict of lists.
+
+    An object that only has ``plot(ax=...)`` gives None (the HTML page calls its ``plot``).
+
+    Example:
+        >>> history_data({"train_loss": [0.9, 0.5], "dice": [0.4, 0.6]})
+        {'train_loss': [0.9, 0.5], 'dice': [0.4, 0.6]}
+    """
+    if history is None:
+        return None
+    records = getattr(history, "records", None)
+    if records is None and hasattr(history, "to_dict"):
+        records = history.to_dict().get("records")
+    if isinstance(records, list):
+        keys = list(dict.fromkeys(k for r in records for k in r if k != "epoch"))
+        curves = {"epoch": [r.get("epoch", i + 1) for i, r in enumerate(records)]}
+        curves.update({k: [r.get(k) for r in records] for k in keys})
+        return curves
+    if isinstance(history, Mapping):
+        return {str(k): list(v) for k, v in history.items()}
+    if callable(getattr(history, "plot", None)):
+        return None  # plotted by its own plot(ax=...), no numbers to store
+    raise ConfigError(
+        f"history={type(history).__name__} is not a History or a dict of per-epoch lists; pass "
+        "the History returned by FineTuner.fit, or e.g. {'train_loss': [...], 'dice': [...]}."
+    )

@@ -15,7 +15,12 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from medtransfer.evaluation.report_format import format_estimate, format_value, metric_label
+from medtransfer.evaluation.report_format import (
+    format_estimate,
+    format_value,
+    history_data,
+    metric_label,
+)
 from medtransfer.evaluation.report_methods import methods_items, run_details
 
 if TYPE_CHECKING:
@@ -238,7 +243,6 @@ def _own_plot(history: Any) -> Any:
 
 def render_html(report: Report) -> str:
     """The whole page as a string (see the module docstring for what it contains)."""
-    from medtransfer.evaluation.report import history_data
     from medtransfer.evaluation.report_plots import (
         calibration_figure,
         dice_boxplot,
