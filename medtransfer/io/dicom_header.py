@@ -55,6 +55,7 @@ class SliceHeader:
     echo_number: int | None
     is_enhanced: bool
     frame_offsets: tuple[float, ...] | None = None  # GridFrameOffsetVector (RT dose grids)
+    planar_configuration: int = 0  # colour data: 0 = RGBRGB..., 1 = RR..GG..BB
 
     @property
     def has_pixels(self) -> bool:
@@ -94,6 +95,7 @@ _TAGS: dict[str, tuple[int, str]] = {
     "BitsAllocated": (0x00280100, "US"),
     "BitsStored": (0x00280101, "US"),
     "PixelRepresentation": (0x00280103, "US"),
+    "PlanarConfiguration": (0x00280006, "US"),
     "PhotometricInterpretation": (0x00280004, "CS"),
     "ImagePositionPatient": (0x00200032, "DS"),
     "ImageOrientationPatient": (0x00200037, "DS"),
@@ -253,6 +255,7 @@ def read_header(path: Path, *, force: bool = False) -> SliceHeader | None:
             echo_number=_int(ds, "EchoNumbers"),
             is_enhanced=enhanced,
             frame_offsets=_floats(ds, "GridFrameOffsetVector", _int(ds, "NumberOfFrames", 1) or 1),
+            planar_configuration=_int(ds, "PlanarConfiguration", 0) or 0,
         )
     except InvalidDicomError as err:
         if not marked:

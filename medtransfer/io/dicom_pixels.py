@@ -69,9 +69,7 @@ def read_stored_frames(header: SliceHeader) -> np.ndarray:
             decoded here (the message names the syntax and the plugin to install).
     """
     dtype = _lean_dtype(header)
-    planar = False
-    if dtype is not None and header.samples_per_pixel > 1:
-        planar = _planar_configuration(header) == 1
+    planar = header.samples_per_pixel > 1 and header.planar_configuration == 1
     if dtype is None:
         import pydicom
 
@@ -102,15 +100,6 @@ def read_stored_frames(header: SliceHeader) -> np.ndarray:
     if dtype.byteorder == ">":
         stored = stored.astype(dtype.newbyteorder("="))
     return _mask_bits(stored, header)
-
-
-def _planar_configuration(header: SliceHeader) -> int:
-    import pydicom
-
-    ds = pydicom.dcmread(
-        header.path, stop_before_pixels=True, specific_tags=["PlanarConfiguration"]
-    )
-    return int(ds.get("PlanarConfiguration", 0) or 0)
 
 
 def decode_dataset_frames(ds, path) -> np.ndarray:
