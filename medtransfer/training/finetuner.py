@@ -26,6 +26,7 @@ from medtransfer.training.resume import restore_training_state, training_state
 from medtransfer.training.run_dir import RunDirectory, environment_info
 from medtransfer.training.strategies import Strategy, as_strategy, count_parameters
 from medtransfer.transforms.pipeline_errors import medtransfer_errors
+from medtransfer.transforms.slices import SliceStackd
 
 __all__ = ["TASKS", "FineTuner"]
 
@@ -222,8 +223,7 @@ class FineTuner:
     def _val_batch(self, transform: Any) -> int:
         """1 when the eval pipeline yields whole-volume slice stacks (2D/2.5D presets): volumes
         differ in slice count, so they cannot be collated; each is validated as one volume."""
-        steps = getattr(transform, "transforms", ())
-        if any(type(t).__name__ == "SliceStackd" for t in steps):
+        if any(isinstance(t, SliceStackd) for t in getattr(transform, "transforms", ())):
             return 1
         return self.val_batch_size
 
