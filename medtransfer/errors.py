@@ -16,7 +16,9 @@ Example:
 from __future__ import annotations
 
 __all__ = [
+    "CheckpointError",
     "ConfigError",
+    "DataWarning",
     "DicomError",
     "EncoderError",
     "GeometryWarning",
@@ -26,6 +28,7 @@ __all__ = [
     "MedTransferWarning",
     "ModelError",
     "NiftiError",
+    "OutputPathError",
     "SeriesError",
     "SplitError",
     "WeightsError",
@@ -38,6 +41,13 @@ class MedTransferError(Exception):
 
 class InputPathError(MedTransferError, FileNotFoundError):
     """A path given by the user does not exist or is of the wrong kind (file vs folder)."""
+
+
+class OutputPathError(MedTransferError, OSError):
+    """An output path cannot be written (read-only folder, no space left, a file where a folder is).
+
+    Also an ``OSError``, so code that already catches ``OSError`` around writes keeps working.
+    """
 
 
 class DicomError(MedTransferError):
@@ -76,6 +86,15 @@ class ModelError(MedTransferError):
     """A task model cannot be built or run with the given arguments or input shape."""
 
 
+class CheckpointError(MedTransferError):
+    """A checkpoint or run folder cannot be used as asked.
+
+    Raised for a checkpoint that fails its checksum with no good one to fall back to, a resume
+    with nothing to resume, and a run folder whose history would be overwritten without
+    ``overwrite=True``.
+    """
+
+
 class ConfigError(MedTransferError):
     """A configuration value or key is invalid; the message lists each bad field."""
 
@@ -86,3 +105,7 @@ class MedTransferWarning(UserWarning):
 
 class GeometryWarning(MedTransferWarning):
     """Image geometry is unusual but usable (e.g. gantry tilt kept as a sheared affine)."""
+
+
+class DataWarning(MedTransferWarning):
+    """Input data is usable but suspicious (NaN/inf voxels, unreadable files skipped on request)."""
