@@ -279,6 +279,8 @@ def predict(
                 restored[0] += (1.0 - restored.sum(0)).clamp(min=0.0)
     finally:
         model.train(was_training)
+    if loaded.meta.get("expanded_from_2d"):  # a 2D input: back to its own 2D grid
+        restored = restored[..., 0]
     return _to_output(restored, output, threshold, source_affine, dict(loaded.meta))
 
 

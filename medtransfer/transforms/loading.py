@@ -31,6 +31,10 @@ class LoadVolumed(MapTransform):
     Args:
         keys: keys of images/label maps to load.
         allow_missing_keys: skip absent keys.
+        volumetric: give 2D images (one DICOM file, a 2D NIfTI, an ``(X, Y)`` array) a third
+            spatial axis of length 1, so pipelines written for volumes (the CT/MRI presets,
+            2D/2.5D included) accept them; ``meta["expanded_from_2d"]`` records it so results
+            can be put back on the 2D grid (``predict`` does).
         **load_kwargs: passed to :func:`medtransfer.io.load` (``select=``, ``nonuniform=``, ...).
 
     Example:
@@ -41,9 +45,15 @@ class LoadVolumed(MapTransform):
     """
 
     def __init__(
-        self, keys: KeysCollection, allow_missing_keys: bool = False, **load_kwargs: Any
+        self,
+        keys: KeysCollection,
+        allow_missing_keys: bool = False,
+        *,
+        volumetric: bool = False,
+        **load_kwargs: Any,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
+        self.volumetric = volumetric
         self.load_kwargs = load_kwargs
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
@@ -61,7 +71,19 @@ class LoadVolumed(MapTransform):
                     f"'{key}' must be an image path or an image tensor; got {type(value).__name__} "
                     f"({value!r}). For classification the class value belongs under another key."
                 )
+            if self.volumetric and d[key].ndim == 3:
+                d[key] = _add_slice_axis(d[key])
         return d
+
+
+def _add_slice_axis(image: MetaTensor) -> MetaTensor:
+    """``(C, X, Y)`` -> ``(C, X, Y, 1)``; the 4x4 affine already places the one slice in space."""
+    # a new MetaTensor rather than image.unsqueeze(): the latter keeps internal state with which
+    # MONAI's padding no longer updates the affine along the new axis
+    meta = dict(image.meta)
+    meta["expanded_from_2d"] = True
+    meta["spatial_shape"] = np.asarray([*image.shape[1:], 1], dtype=np.int64)
+    return MetaTensor(image.as_tensor().unsqueeze(-1), affine=image.affine.clone(), meta=meta)
 
 
 def _channel_first(value: torch.Tensor | np.ndarray) -> MetaTensor:

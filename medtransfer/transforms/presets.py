@@ -277,7 +277,7 @@ def _volume_presets(
         flip_axes = tuple(range(spatial_dims))
 
     common = [
-        LoadVolumed(all_keys),
+        LoadVolumed(all_keys, volumetric=True),
         *steps.orientation(all_keys),
         *steps.foreground_crop([image_key], label_keys, foreground_threshold),
         *steps.resampling([image_key], label_keys, pixdim),

@@ -220,3 +220,30 @@ def test_dicom_series_to_dicom_seg_end_to_end(tmp_path):
     uids = [pydicom.dcmread(f).SOPInstanceUID for f in files]
     frames = seg.get_pixels_by_source_instance(uids, combine_segments=True)
     assert np.array_equal(frames, mask.numpy().transpose(2, 1, 0))
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_a_2d_nifti_is_predicted_on_its_own_2d_grid(tmp_path, spatial_dims):
+    # one slice of the non-RAS phantom, saved as a 2D NIfTI: the docs accept 2D inputs
+    source2d = _source()[:, :, 3]
+    path = tmp_path / "slice.nii.gz"
+    nib.save(nib.Nifti1Image(source2d.numpy(), _source().affine.numpy()), path)
+    reference = mt.io.load(path)
+    assert reference.ndim == 2
+    preset = mt.transforms.presets.ct(spatial_dims=spatial_dims, roi_size=(32,) * spatial_dims)
+    mask = predict(Oracle(), path, preset, device="cpu")
+    assert tuple(mask.shape) == tuple(reference.shape)
+    assert np.array_equal(mask.affine.numpy(), reference.affine.numpy())
+    assert np.array_equal(mask.numpy(), _expected(reference))
+    saved = mt.io.load(mt.io.save(mask, tmp_path / "mask.nii.gz"), dtype=None)
+    assert tuple(saved.shape) == tuple(reference.shape)
+
+
+def test_a_single_dicom_file_is_predicted_on_its_grid():
+    path = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
+    reference = mt.io.load(path)
+    preset = mt.transforms.presets.ct(spatial_dims=2, roi_size=(64, 64))
+    mask = predict(Oracle(), path, preset, device="cpu")
+    assert tuple(mask.shape) == (128, 128)
+    assert np.array_equal(mask.affine.numpy(), reference.affine.numpy())
+    assert np.array_equal(mask.numpy(), _expected(reference))
