@@ -3,12 +3,61 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
-from typing import Any
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from medtransfer.errors import ConfigError
 
-__all__ = ["check_choice", "check_positive_ints", "check_pair", "per_channel"]
+__all__ = ["check_choice", "check_positive_ints", "check_pair", "checked_arguments", "per_channel"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def checked_arguments(hints: Mapping[str, str] | None = None) -> Callable[[F], F]:
+    """Turn a call with an unknown or misplaced argument into a ConfigError with suggestions.
+
+    Python's own ``TypeError`` ("got an unexpected keyword argument") names neither the valid
+    arguments nor the likely one; ``hints`` adds a sentence for arguments users bring from a
+    sibling function (e.g. a CT ``window`` passed to the MRI preset).
+
+    Example:
+        >>> @checked_arguments({"window": "MR has no HU window."})
+        ... def mri(*, spacing=None, percentiles=(0.5, 99.5)):
+        ...     return spacing
+        >>> try:
+        ...     mri(spacng=(1, 1, 1))
+        ... except ConfigError as err:
+        ...     print(err)
+        mri() has no argument 'spacng'. Did you mean 'spacing'? Its arguments: spacing, percentiles.
+    """
+
+    def decorate(func: F) -> F:
+        signature = inspect.signature(func)
+        names = [n for n, p in signature.parameters.items() if p.kind is not p.VAR_KEYWORD]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as err:
+                unknown = [k for k in kwargs if k not in signature.parameters]
+                if not unknown:
+                    raise ConfigError(f"{func.__name__}(): {err}.") from None
+                name = unknown[0]
+                close = difflib.get_close_matches(name, names, n=2)
+                hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                extra = f" {hints[name]}" if hints and name in hints else ""
+                raise ConfigError(
+                    f"{func.__name__}() has no argument {name!r}.{hint}{extra} "
+                    f"Its arguments: {', '.join(names)}."
+                ) from None
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def check_choice(argument: str, value: Any, allowed: Iterable[str]) -> str:

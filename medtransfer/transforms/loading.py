@@ -35,6 +35,8 @@ class LoadVolumed(MapTransform):
             spatial axis of length 1, so pipelines written for volumes (the CT/MRI presets,
             2D/2.5D included) accept them; ``meta["expanded_from_2d"]`` records it so results
             can be put back on the 2D grid (``predict`` does).
+        optional_keys: keys a record may lack (the label of an eval pipeline: inference has
+            none); any other missing key is a ``ConfigError`` naming it and the record's keys.
         **load_kwargs: passed to :func:`medtransfer.io.load` (``select=``, ``nonuniform=``, ...).
 
     Example:
@@ -50,15 +52,26 @@ class LoadVolumed(MapTransform):
         allow_missing_keys: bool = False,
         *,
         volumetric: bool = False,
+        optional_keys: KeysCollection = (),
         **load_kwargs: Any,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.volumetric = volumetric
+        self.optional_keys = (
+            {optional_keys} if isinstance(optional_keys, str) else set(optional_keys)
+        )
         self.load_kwargs = load_kwargs
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
-        for key in self.key_iterator(d):
+        missing = [k for k in self.keys if k not in d and k not in self.optional_keys]
+        if missing and not self.allow_missing_keys:
+            raise ConfigError(
+                f"The record has no {missing[0]!r} (its keys: {', '.join(map(str, d)) or 'none'}). "
+                "Training and evaluation need an image and, for segmentation, a label per record; "
+                "the eval pipeline and predict accept records without a label."
+            )
+        for key in (k for k in self.keys if k in d):
             value = d[key]
             if isinstance(value, str | os.PathLike):
                 # mt.io.load directly: MONAI's LoadImage would turn our clear errors into a

@@ -23,11 +23,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from monai.transforms import Compose, Resized, Spacingd
+from monai.transforms import Compose, MapTransform, Resized, Spacingd
 
 from medtransfer.errors import ConfigError
 from medtransfer.transforms import steps
-from medtransfer.transforms._checks import check_choice, check_pair, check_positive_ints
+from medtransfer.transforms._checks import (
+    check_choice,
+    check_pair,
+    check_positive_ints,
+    checked_arguments,
+)
 from medtransfer.transforms.intensity import EncoderNormalized, RobustScaled
 from medtransfer.transforms.loading import LoadVolumed
 from medtransfer.transforms.slices import SlabToChannelsd, SliceStackd
@@ -40,6 +45,13 @@ TASKS = ("segmentation", "classification")
 DEFAULT_ROI_SIZE = {3: (96, 96, 96), 2: (256, 256)}
 
 
+_NO_WINDOW = (
+    "MR and radiograph intensities have no HU scale, so there is no window: this preset maps "
+    "intensity percentiles to 0..1 (percentiles=(low, high)); windows are for presets.ct."
+)
+
+
+@checked_arguments({"percentiles": "CT is scaled by HU windows: pass window=... instead."})
 def ct(
     task: str = "segmentation",
     *,
@@ -115,6 +127,7 @@ def ct(
     )  # fmt: skip
 
 
+@checked_arguments({"window": _NO_WINDOW, "windows": _NO_WINDOW})
 def mri(
     task: str = "segmentation",
     *,
@@ -169,6 +182,13 @@ def mri(
     )  # fmt: skip
 
 
+@checked_arguments(
+    {
+        "window": _NO_WINDOW,
+        "windows": _NO_WINDOW,
+        "spatial_dims": "Radiographs are 2D: xray() always gives (C, X, Y) images.",
+    }
+)
 def xray(
     task: str = "classification",
     *,
@@ -212,7 +232,7 @@ def xray(
     image_key, label_keys = keys[0], ([keys[1]] if task == "segmentation" else [])
     all_keys = [image_key, *label_keys]
     normalise = _normaliser(image_key, (mean, std, value_range, input_spec), 1, 0)
-    common: list[Any] = [LoadVolumed(all_keys)]
+    common: list[Any] = []
     if spacing is not None:
         pixdim = _check_spacing(spacing, 2)
         modes = ["bilinear"] + ["nearest"] * len(label_keys)
@@ -226,10 +246,11 @@ def xray(
             anti_aliasing=[True] + [False] * len(label_keys),
         )
     )
-    train = list(common)
+    train = [LoadVolumed(all_keys), *common]
     if augment:
         train += steps.augmentation([image_key], label_keys, 2, tuple(flip_axes))
-    return _compose(train + [normalise], seed), Compose(common + [normalise])
+    evaluate = [LoadVolumed(all_keys, optional_keys=label_keys), *common]
+    return _compose(train + [normalise], seed), _eval_compose(evaluate + [normalise])
 
 
 def _volume_presets(
@@ -277,7 +298,6 @@ def _volume_presets(
         flip_axes = tuple(range(spatial_dims))
 
     common = [
-        LoadVolumed(all_keys, volumetric=True),
         *steps.orientation(all_keys),
         *steps.foreground_crop([image_key], label_keys, foreground_threshold),
         *steps.resampling([image_key], label_keys, pixdim),
@@ -318,13 +338,29 @@ def _volume_presets(
     eval_norm = _normaliser(
         image_key, normalisation, channels, channel_dim=0 if spatial_dims == 3 else 1
     )
-    return _compose(common + train + [train_norm], seed), Compose(common + evaluate + [eval_norm])
+    train_load = LoadVolumed(all_keys, volumetric=True)
+    eval_load = LoadVolumed(all_keys, volumetric=True, optional_keys=label_keys)
+    return (
+        _compose([train_load, *common, *train, train_norm], seed),
+        _eval_compose([eval_load, *common, *evaluate, eval_norm]),
+    )
 
 
 def _compose(transforms: list[Any], seed: int) -> Compose:
     pipeline = Compose(transforms)
     pipeline.set_random_state(seed=seed)
     return pipeline
+
+
+def _eval_compose(transforms: list[Any]) -> Compose:
+    """The eval pipeline runs on records without a label too (inference): label steps skip them.
+
+    The loader decides which keys may be missing (``optional_keys``); later steps only follow.
+    """
+    for transform in transforms:
+        if isinstance(transform, MapTransform) and not isinstance(transform, LoadVolumed):
+            transform.allow_missing_keys = True
+    return Compose(transforms)
 
 
 def _check_plan(plan: Mapping[str, Any] | None) -> Mapping[str, Any]:

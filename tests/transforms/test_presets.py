@@ -218,3 +218,37 @@ def test_an_image_that_is_not_an_image_is_a_config_error():
         train({"image": 3, "label": 0})
     assert isinstance(info.value.__cause__, ConfigError)
     assert "'image' must be an image path or an image tensor" in str(info.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    ("make", "radiograph"),
+    [
+        (lambda: presets.ct(spatial_dims=3, roi_size=(16, 16, 16)), False),
+        (lambda: presets.ct(spatial_dims=2, context=1, roi_size=(16, 16)), False),
+        (lambda: presets.mri(spatial_dims=3, roi_size=(16, 16, 16)), False),
+        (lambda: presets.xray("segmentation", roi_size=(16, 16)), True),
+    ],
+)
+def test_eval_pipeline_accepts_a_record_without_label_and_train_names_it(make, radiograph):
+    from medtransfer.transforms.pipeline_errors import run_pipeline
+
+    train, evaluate = make()
+    image = _case()["image"]
+    image = image[:, :, 0] if radiograph else image
+    out = evaluate({"image": image})
+    assert "label" not in out
+    with_label = evaluate({"image": image, "label": (image > 100).to(torch.uint8)})
+    assert with_label["label"].shape[-2:] == out["image"].shape[-2:]
+    with pytest.raises(ConfigError, match=r"no 'label' \(its keys: image\)"):
+        run_pipeline(train, {"image": image})
+
+
+def test_a_wrong_preset_argument_is_a_config_error_with_the_likely_one():
+    with pytest.raises(ConfigError, match=r"mri\(\) has no argument 'window'.*no HU scale"):
+        presets.mri(window="brain")
+    with pytest.raises(ConfigError, match=r"has no argument 'spacng'. Did you mean 'spacing'"):
+        presets.ct(spacng=(1.0, 1.0, 1.0))
+    with pytest.raises(ConfigError, match=r"xray\(\) has no argument 'spatial_dims'.*2D"):
+        presets.xray(spatial_dims=2)
+    with pytest.raises(ConfigError, match=r"ct\(\): too many positional"):
+        presets.ct("segmentation", "extra")
