@@ -19,13 +19,15 @@ together in one :class:`~medtransfer.errors.ManifestError`, so one edit fixes th
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from medtransfer.data.manifest_labels import map_labels
 from medtransfer.errors import InputPathError, ManifestError
 
 __all__ = ["PATH_KEYS", "case_id_from_path", "load_manifest"]
@@ -70,6 +72,8 @@ def load_manifest(
     *,
     subset: str | None = None,
     check_files: bool = True,
+    label_key: str | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Read a dataset manifest into a list of dict records with absolute, checked paths.
 
@@ -93,6 +97,12 @@ def load_manifest(
         subset: keep only records whose ``"subset"`` equals this (e.g. ``"training"`` for MSD).
         check_files: check that every path exists and is readable (default). Turn off only to read
             a manifest whose data live elsewhere.
+        label_key: the column (key) that holds the label, e.g. ``"diagnosis"``; its value is
+            copied to ``"label"`` (the column itself is kept). Given this or ``class_names``, class
+            labels become integer indices and a row whose label is empty or not a class is an
+            error naming the row; label paths (segmentation) stay paths.
+        class_names: names of classes 0, 1, ... (e.g. ``["benign", "malignant"]``): a label
+            equal to a name becomes its index; integer labels must lie in ``0..K-1``.
 
     Returns:
         The records, in manifest order (MSD: training then test).
@@ -110,6 +120,9 @@ def load_manifest(
         >>> records = load_manifest(folder / "manifest.csv")
         >>> records[0]["case_id"], records[0]["label"], records[0]["image"] == str(folder / "ct_1.nii.gz")
         ('ct_1', 1, True)
+        >>> _ = (folder / "findings.csv").write_text("image,finding\\nct_1.nii.gz,malignant\\n")
+        >>> load_manifest(folder / "findings.csv", label_key="finding", class_names=["benign", "malignant"])[0]["label"]
+        1
     """
     manifest = Path(path).expanduser()
     if not manifest.exists():
@@ -128,7 +141,13 @@ def load_manifest(
             f"Manifest {manifest}: unknown format {suffix or '(no suffix)'!r}; "
             "use a .csv/.tsv file, a .json list of records or an MSD dataset.json."
         )
+    label_problems: list[str] = []
+    if label_key is not None or class_names is not None:
+        key = _label_column(manifest, entries, label_key or "label")
+        names = _class_names(manifest, class_names)
+        entries, label_problems = map_labels(entries, key, names, _looks_like_path)
     records, problems = _normalise(entries, _manifest_folder(manifest), check_files)
+    problems = label_problems + problems
     if problems:
         raise ManifestError(_problem_message(manifest, problems))
     if subset is not None:
@@ -141,6 +160,34 @@ def load_manifest(
             )
         records = kept
     return records
+
+
+def _label_column(manifest: Path, entries: list[Entry], key: str) -> str:
+    columns = {name for _, raw in entries if isinstance(raw, dict) for name in raw}
+    if key in columns or not columns:
+        return key
+    close = difflib.get_close_matches(key, sorted(columns), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ManifestError(
+        f"Manifest {manifest} has no column {key!r} for label_key.{hint} Columns: "
+        f"{', '.join(sorted(columns))}."
+    )
+
+
+def _class_names(manifest: Path, class_names: Sequence[str] | None) -> list[str] | None:
+    if class_names is None:
+        return None
+    names = [class_names] if isinstance(class_names, str) else list(class_names)
+    if (
+        not names
+        or any(not isinstance(n, str) or not n for n in names)
+        or len(set(names)) < len(names)
+    ):
+        raise ManifestError(
+            f"class_names={names!r} for {manifest} must be distinct, non-empty names of classes "
+            "0, 1, ... in order."
+        )
+    return names
 
 
 # --- readers: each returns [(where, raw dict or error text)], where = "row 3", "training[4]" ---
