@@ -3,8 +3,9 @@
 Commands: ``inspect``, ``train``, ``evaluate``, ``predict``, ``weights list|verify|import|fetch``
 and ``demo`` (see ``docs/cli.md``). Exit codes: 0 success, 1 runtime error (a
 :class:`~medtransfer.errors.MedTransferError`, e.g. missing weights or an unreadable file),
-2 usage or config error (bad arguments, :class:`~medtransfer.errors.ConfigError`). Tracebacks
-are printed only with ``--debug``.
+2 usage, config or run-folder error (bad arguments, :class:`~medtransfer.errors.ConfigError`,
+:class:`~medtransfer.errors.CheckpointError`: e.g. ``--resume`` with nothing to resume, a run
+history that only ``--overwrite`` may replace). Tracebacks are printed only with ``--debug``.
 
 Example:
     >>> main(["weights", "fetch"])  # a usage error: NAME is missing
@@ -21,7 +22,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from medtransfer.errors import ConfigError, InputPathError, MedTransferError, WeightsError
+from medtransfer.errors import (
+    CheckpointError,
+    ConfigError,
+    InputPathError,
+    MedTransferError,
+    WeightsError,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -40,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.func(args) or 0)
-    except ConfigError as err:
+    except (ConfigError, CheckpointError) as err:  # fixed by changing the command line
         return _fail(args, err, EXIT_USAGE)
     except MedTransferError as err:
         return _fail(args, err, EXIT_RUNTIME)
@@ -98,11 +105,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("inspect", _inspect, "list the series of a folder or the header of one image")
     p.add_argument("path", type=Path, help="DICOM folder, DICOM file or NIfTI file")
-    p.add_argument("--show-phi", action="store_true", help="also show study date, patient ID/name")
+    p.add_argument(
+        "--show-phi",
+        action="store_true",
+        help="also show series descriptions (free text that may hold names), study date, "
+        "patient ID and name",
+    )
 
     p = command("train", _lazy("train_command"), "fine-tune a model as a YAML config says")
     p.add_argument("config", type=Path, help="run config (see configs/)")
-    p.add_argument("--resume", action="store_true", help="continue the run from its checkpoint")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in output.run_dir from its last checkpoint (error if none)",
+    )
+    how.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the history of an earlier run in output.run_dir (metrics, checkpoints, "
+        "reports) and start over",
+    )
     _add_set(p)
 
     p = command(
@@ -113,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path, help="run config used for training")
     p.add_argument("--checkpoint", type=Path, required=True, help="checkpoints/best.pt of a run")
     p.add_argument("--output", type=Path, help="report folder (default <run_dir>/evaluation)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report there")
     _add_set(p)
 
     p = command("predict", _lazy("predict_command"), "segment images with a trained checkpoint")
@@ -133,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = action("list", _weights_list, "encoders with ImageNet weights on this machine")
     p.add_argument("--all", action="store_true", help="every supported encoder, with or without")
-    p = action("verify", _weights_verify, "check the SHA-256 of installed/cached weights")
+    p = action(
+        "verify",
+        _weights_verify,
+        "check the SHA-256 of installed/cached weights (exit 1 if one fails or has none recorded)",
+    )
     p.add_argument("names", nargs="*", help="encoders to check (default: all available offline)")
     p = action("import", _weights_import, "copy a weight file into the cache (air-gapped use)")
     p.add_argument("file", type=Path, help=".safetensors/.pth/.pt fetched on a connected machine")
@@ -188,8 +216,9 @@ def _inspect(args: argparse.Namespace) -> int:
         series = mt.io.list_series(path)
         if series:
             rows = [_series_row(s, args.show_phi) for s in series]
-            columns = ["uid", "modality", "description", "files", "shape", "spacing", "orientation"]
-            columns += ["problems"] + (["study_date", "patient_id", "patient_name"] * args.show_phi)
+            columns = ["uid", "modality", "files", "shape", "spacing", "orientation", "problems"]
+            if args.show_phi:  # free text and identifiers: only when asked (PS3.15 removes them)
+                columns += ["description", "study_date", "patient_id", "patient_name"]
             print(_table(rows, columns))
             print(f"\n{len(series)} series in {path.resolve()}")
             return EXIT_OK
@@ -212,10 +241,14 @@ def _fmt(values: Any, digits: int = 3) -> str:
 
 
 def _series_row(info: Any, show_phi: bool) -> dict[str, Any]:
+    """One table row; SeriesDescription, StudyDate and patient identifiers only with show_phi.
+
+    SeriesDescription is free text that often holds names or other identifiers (DICOM's basic
+    de-identification profile, PS3.15 E.1, removes it), so it is not shown by default.
+    """
     row = {
         "uid": info.uid,
         "modality": info.modality,
-        "description": info.description,
         "files": info.n_files,
         "shape": _fmt(info.shape, 0) if info.shape else "no pixels",
         "spacing": _fmt(info.spacing),
@@ -223,7 +256,8 @@ def _series_row(info: Any, show_phi: bool) -> dict[str, Any]:
         "problems": "; ".join(info.problems) or "none",
     }
     if show_phi:
-        row.update(study_date=info.study_date or "?", **_patient(info))
+        row.update(description=info.description, study_date=info.study_date or "?")
+        row.update(_patient(info))
     return row
 
 
@@ -281,7 +315,7 @@ def _weights_verify(args: argparse.Namespace) -> int:
     import medtransfer as mt
 
     names = args.names or [e.name for e in mt.encoders.list_encoders(available_offline=True)]
-    rows, failed = [], 0
+    rows, failed, unverified = [], 0, []
     for name in names:
         try:
             found = mt.encoders.resolve_weights(name, "imagenet")
@@ -289,20 +323,35 @@ def _weights_verify(args: argparse.Namespace) -> int:
             failed += 1
             rows.append({"encoder": name, "status": f"FAILED: {str(err).splitlines()[0]}"})
             continue
-        sidecar = found.path.with_name(found.path.name + ".sha256")
-        checked = found.source.sha256 is not None or sidecar.is_file()
+        if not found.verified:  # readable, but nobody recorded what it should be
+            unverified.append((name, found.path))
         rows.append(
             {
                 "encoder": name,
                 "source": found.source.kind,
                 "sha256": found.sha256[:16] + "...",
-                "status": "ok (checksum matches)" if checked else "ok (no checksum recorded)",
+                "status": "ok (checksum matches)"
+                if found.verified
+                else "UNVERIFIED: no checksum recorded",
                 "file": found.path,
             }
         )
     print(_table(rows, ("encoder", "source", "sha256", "status", "file")))
     if failed:
         print(f"\n{failed} of {len(names)} failed verification.", file=sys.stderr)
+    if unverified:
+        print(
+            f"\n{len(unverified)} of {len(names)} could not be verified: no checksum was "
+            "recorded for them (e.g. a file copied into the cache by hand). Get the SHA-256 from "
+            "where the file came from and record it by importing the file again:",
+            file=sys.stderr,
+        )
+        for name, path in unverified:
+            print(
+                f"  medtransfer weights import {path} --name {name} --sha256 <SHA-256>",
+                file=sys.stderr,
+            )
+    if failed or unverified:
         return EXIT_RUNTIME
     print(f"\n{len(names)} verified.")
     return EXIT_OK

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from medtransfer.errors import ConfigError, InputPathError
+from medtransfer.errors import CheckpointError, ConfigError, InputPathError
 
 __all__ = ["evaluate_command", "predict_command", "train_command"]
 
@@ -19,14 +19,15 @@ EXIT_OK = 0
 
 
 def _overrides(items: list[str]) -> dict[str, Any]:
-    import yaml
+    from medtransfer.config_messages import shorten
+    from medtransfer.config_yaml import load_yaml
 
     values = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--set {item!r}: use KEY=VALUE, e.g. --set training.epochs=2.")
-        values[key.strip()] = yaml.safe_load(value)
+            raise ConfigError(f"--set {shorten(item)}: use KEY=VALUE, e.g. --set training.epochs=2.")  # fmt: skip
+        values[key.strip()] = load_yaml(value, f"--set {shorten(key.strip())}")
     return values
 
 
@@ -192,9 +193,12 @@ def _evaluate_report(
 
 
 def train_command(args: argparse.Namespace) -> int:
-    import medtransfer as mt
-
     cfg = _load(args.config, _overrides(args.overrides))
+    import medtransfer as mt  # (torch) only once the config is valid
+    from medtransfer.training.run_dir import CLI_WORDING, check_run_folder
+
+    # Checked before anything is written (run_config.yaml included); fit() checks it again.
+    check_run_folder(cfg.output.run_dir, args.resume, args.overwrite, wording=CLI_WORDING)
     records, names = _records(cfg)
     train, val, test = _split(cfg, records)
     print(f"{len(records)} labelled cases: {len(train)} train, {len(val)} val, {len(test)} test")
@@ -206,12 +210,6 @@ def train_command(args: argparse.Namespace) -> int:
     tuner = mt.training.FineTuner(model, strategy=strategy, **cfg.finetuner_kwargs())
     patience = cfg.training.early_stopping
     callbacks = [mt.training.EarlyStopping(patience)] if patience else []
-    last = cfg.output.run_dir / "checkpoints" / "last.pt"
-    if last.is_file() and not args.resume:  # checked here too: keep that run's run_config.yaml
-        raise ConfigError(
-            f"{cfg.output.run_dir} already holds a run ({last}); pass --resume to continue it "
-            "or set output.run_dir to another folder (e.g. --set output.run_dir=runs/new)."
-        )
     cfg.output.run_dir.mkdir(parents=True, exist_ok=True)
     with mt.io.atomic_path(cfg.output.run_dir / RUN_CONFIG) as tmp:
         tmp.write_text(cfg.to_yaml())
@@ -221,7 +219,8 @@ def train_command(args: argparse.Namespace) -> int:
         callbacks=callbacks,
         train_transform=preset[0],
         val_transform=preset[1],
-        resume="auto" if args.resume else False,
+        resume=args.resume,
+        overwrite=args.overwrite,
         **cfg.fit_kwargs(),
     )
     best = tuner.run.best_checkpoint
@@ -232,6 +231,19 @@ def train_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+REPORTS = ("report.html", "report.json", "cases.csv", "summary.csv")
+
+
+def _refuse_to_replace_reports(folder: Path, overwrite: bool) -> None:
+    """A report of an earlier evaluation is part of a run's history: replaced only on request."""
+    existing = [name for name in REPORTS if (folder / name).exists()]
+    if existing and not overwrite:
+        raise CheckpointError(
+            f"{folder} already holds an evaluation report ({', '.join(existing)}); pass "
+            "--overwrite to replace it, or --output another folder."
+        )
+
+
 def evaluate_command(args: argparse.Namespace) -> int:
     cfg = _normalisation_of_run(_load(args.config, _overrides(args.overrides)), args.checkpoint)
     records, names = _records(cfg)
@@ -239,14 +251,15 @@ def evaluate_command(args: argparse.Namespace) -> int:
     cases = test if cfg.evaluation.subset == "test" and test else val
     model, cfg = _trained_model(cfg, names, args.checkpoint, records)
     print(f"Evaluating {args.checkpoint} on {len(cases)} held-out cases")
-    report = _evaluate_report(cfg, model, cases, names, records)
     out = args.output or args.checkpoint.resolve().parent.parent / "evaluation"
+    _refuse_to_replace_reports(out, args.overwrite)  # before the (long) evaluation
+    report = _evaluate_report(cfg, model, cases, names, records)
     out.mkdir(parents=True, exist_ok=True)
     paths = [
-        report.to_html(out / "report.html"),
-        report.to_json(out / "report.json"),
-        report.to_csv(out / "cases.csv"),
-        report.to_csv(out / "summary.csv", table="summary"),
+        report.to_html(out / REPORTS[0]),
+        report.to_json(out / REPORTS[1]),
+        report.to_csv(out / REPORTS[2]),
+        report.to_csv(out / REPORTS[3], table="summary"),
     ]
     print("\n".join(["", *report.headline(), ""]))
     print("Outputs:\n" + "\n".join(f"  {p}" for p in paths))

@@ -28,7 +28,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from medtransfer.config_messages import validation_message
+from medtransfer.config_messages import shorten, validation_message
+from medtransfer.config_yaml import load_yaml, read_config_text
 from medtransfer.errors import ConfigError
 
 __all__ = [
@@ -145,7 +146,7 @@ class PreprocessingConfig(_Section):
         if self.roi_size is not None and len(self.roi_size) != self.spatial_dims:
             problems["roi_size"] = (
                 f"needs {self.spatial_dims} values for spatial_dims="
-                f"{self.spatial_dims} (got {self.roi_size})"
+                f"{self.spatial_dims} (got {shorten(self.roi_size)})"
             )
         _fail(**problems)
         return self
@@ -205,6 +206,10 @@ class TrainingConfig(_Section):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:1 ...")
     num_workers: int = Field(0, ge=0, description="data loader workers")
     cache: Literal["memory", "disk", "none"] = Field("memory", description="dataset cache")
+    cache_dir: Path | None = Field(
+        None,
+        description="folder of cache: disk (relative: config dir; default: output.run_dir/cache)",
+    )
     val_every: int = Field(1, gt=0, description="validate every N epochs")
     checkpoint_every: int | None = Field(None, gt=0, description="mid-epoch checkpoints (steps)")
     early_stopping: int | None = Field(None, gt=0, description="patience in validations")
@@ -220,7 +225,8 @@ class TrainingConfig(_Section):
         unknown = sorted(set(self.strategy_args) - set(allowed))
         if unknown:
             _fail(
-                strategy_args=f"{unknown} are not arguments of {names}; allowed: {allowed or 'none'}"
+                strategy_args=f"{shorten(unknown)} are not arguments of {names}; allowed: "
+                f"{allowed or 'none'}"
             )
         return self
 
@@ -336,6 +342,7 @@ class RunConfig(_Section):
             "encoder_name": m.encoder, "num_classes": num_classes, "weights": weights,
             "in_channels": self.derived_in_channels(),
             "spatial_dims": self.preprocessing.spatial_dims, "conversion": m.conversion,
+            "seed": self.training.seed,  # the same new layers in every run of this config
         }  # fmt: skip
         if self.data.task == "segmentation":
             kwargs["deep_supervision"] = m.deep_supervision
@@ -349,8 +356,8 @@ class RunConfig(_Section):
         """Arguments of ``mt.training.FineTuner`` (all but the model and strategy)."""
         t = self.training
         names = ("lr", "loss", "optimizer", "weight_decay", "schedule", "amp", "device",
-                 "num_workers", "cache", "val_every", "checkpoint_every", "seed", "deterministic",
-                 "batch_size")  # fmt: skip
+                 "num_workers", "cache", "cache_dir", "val_every", "checkpoint_every", "seed",
+                 "deterministic", "batch_size")  # fmt: skip
         kwargs = {name: getattr(t, name) for name in names}
         roi = self.preprocessing.roi_size if self.preprocessing.spatial_dims == 3 else None
         return {**kwargs, "task": self.data.task, "run_dir": self.output.run_dir, "roi_size": roi}
@@ -390,7 +397,12 @@ class RunConfig(_Section):
         if weights not in (None, "imagenet"):
             weights = str(resolve(weights))
         model = self.model.model_copy(update={"weights": weights})
-        return self.model_copy(update={"data": data, "output": output, "model": model})
+        cache_dir = self.training.cache_dir
+        training = self.training.model_copy(
+            update={"cache_dir": None if cache_dir is None else resolve(cache_dir)}
+        )
+        update = {"data": data, "output": output, "model": model, "training": training}
+        return self.model_copy(update=update)
 
     def to_yaml(self) -> str:
         """The config as YAML text (loadable again by :func:`load_config`)."""
@@ -406,15 +418,12 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
         overrides: dotted keys to set before validation, e.g. ``{"training.epochs": 1}``.
 
     Raises:
-        ConfigError: missing or unreadable file, invalid YAML, or invalid fields (all listed).
+        ConfigError: missing, unreadable or too large (> 1 MB) file, invalid YAML, aliases
+            that expand too far (see :mod:`medtransfer.config_yaml`), or invalid fields (all
+            listed).
     """
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"Config file {path} does not exist; pass a YAML file (see configs/).")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"Config file {path} is not valid YAML: {err}") from None
+    raw = load_yaml(read_config_text(path), f"Config file {path}") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"Config file {path} must hold a mapping of sections, not a list.")
     for key, value in (overrides or {}).items():
@@ -423,7 +432,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
         for part in parents:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
-                raise ConfigError(f"--set {key}: {part!r} is not a section.")
+                raise ConfigError(f"--set {shorten(key)}: {shorten(part)} is not a section.")
         target[last] = value
     try:
         config = RunConfig.model_validate(raw)

@@ -1,12 +1,14 @@
 """Readable messages for the CLI's configs: pydantic errors as one ConfigError, field tables.
 
 Generic over the root model, so :mod:`medtransfer.config` (the models) imports this module and
-not the other way round.
+not the other way round. Values and keys echoed in messages are shortened (:func:`shorten`) and
+at most :data:`MAX_LINES` fields are listed, so a huge or hostile config gives a short message.
 """
 
 from __future__ import annotations
 
 import difflib
+import reprlib
 import types
 import typing
 from pathlib import Path
@@ -16,7 +18,33 @@ from pydantic import BaseModel, ValidationError
 
 from medtransfer.errors import ConfigError
 
-__all__ = ["field_reference", "validation_message"]
+__all__ = ["MAX_LINES", "field_reference", "shorten", "validation_message"]
+
+MAX_LINES = 20  # invalid fields listed in one message; the rest are counted
+WIDTH = 80  # characters of a value or key echoed in a message
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = WIDTH
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 8
+_REPR.maxlevel = 3
+
+
+def shorten(value: Any, width: int = WIDTH) -> str:
+    """``repr(value)`` cut to ``width`` characters with an ellipsis (cheap for huge values).
+
+    Example:
+        >>> shorten("x" * 1000, width=12)
+        "'xxxxxxxx..."
+        >>> shorten([1, 2])
+        '[1, 2]'
+    """
+    text = _REPR.repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _cut(text: str, width: int = WIDTH) -> str:
+    """A key or path part as it is, cut to ``width`` characters."""
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def validation_message(
@@ -46,12 +74,14 @@ def validation_message(
             lines.append(f"  - {path}: {text}")
     count = len(lines)
     head = f"{source} has {count} invalid field{'s' if count > 1 else ''}:"
+    if count > MAX_LINES:
+        lines = [*lines[:MAX_LINES], f"  ... and {count - MAX_LINES} more"]
     return ConfigError("\n".join([head, *lines, "See docs/cli.md for every field."]))
 
 
 def _field_path(loc: tuple[str, ...]) -> str:
     # Union members add their type name to the location (e.g. 'tuple[float, float]'); hide them.
-    return ".".join(p for p in loc if not _is_type_part(p)) or "(top level)"
+    return ".".join(_cut(p) for p in loc if not _is_type_part(p)) or "(top level)"
 
 
 def _is_type_part(part: str) -> bool:
@@ -70,32 +100,32 @@ def _describe_all(items: list[tuple[dict[str, Any], tuple[str, ...]]], root: Any
     forms = [
         loc[-1] if _is_type_part(loc[-1]) else _describe(item, loc, root) for item, loc in items
     ]
-    return f"wrong type (got {given!r}); expected one of: {'; '.join(dict.fromkeys(forms))}"
+    return f"wrong type (got {shorten(given)}); expected one of: {'; '.join(dict.fromkeys(forms))}"
 
 
 def _describe(item: dict[str, Any], loc: tuple[str, ...], root: Any) -> str:
     kind, given, ctx = item["type"], item.get("input"), item.get("ctx", {})
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1], root)
-        close = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(loc[-1][:100], allowed, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]!r}? " if close else ""
         return f"unknown key; {hint}Allowed keys: {', '.join(allowed)}"
     if kind == "missing":
         return "required; missing"
     if kind == "literal_error":
         allowed = ctx.get("expected", "")
-        close = difflib.get_close_matches(str(given), _literal_values(allowed), n=1)
+        close = difflib.get_close_matches(shorten(given).strip("'"), _literal_values(allowed), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"must be one of {allowed} (got {given!r}){hint}"
+        return f"must be one of {allowed} (got {shorten(given)}){hint}"
     if kind == "value_error":
         return str(ctx.get("error", item["msg"]))
     bound = next((k for k in _BOUNDS if k in ctx), None)
     if bound is not None:
-        return f"must be {_BOUNDS[bound]} {ctx[bound]} (got {given!r})"
+        return f"must be {_BOUNDS[bound]} {ctx[bound]} (got {shorten(given)})"
     message = item["msg"]
     message = message[0].lower() + message[1:] if message else message
     message = message.replace("input should be", "must be")
-    return f"{message} (got {given!r})"
+    return f"{message} (got {shorten(given)})"
 
 
 def _literal_values(expected: str) -> list[str]:

@@ -40,7 +40,8 @@ def build_dataset(
         records: list of dicts (``"image"``, ``"label"``, ``"case_id"``...).
         transform: MONAI Compose (or any callable on a record), or None.
         cache: "memory" (CacheDataset), "disk" (PersistentDataset in ``cache_dir``) or "none".
-        cache_dir: folder for the disk cache.
+        cache_dir: folder for the disk cache. Its entries are keyed by the record *and* the
+            cached transforms, so pipelines (train/val, changed preprocessing) never share one.
         num_workers: threads used to fill the memory cache.
 
     Example:
@@ -62,8 +63,21 @@ def build_dataset(
     if cache == "disk":
         if cache_dir is None:
             raise ConfigError('cache="disk" needs cache_dir= (a folder for the cached items).')
-        return PersistentDataset(records, transform, cache_dir=cache_dir)
+        return PersistentDataset(
+            records, transform, cache_dir=cache_dir, hash_transform=_transform_hash
+        )
     return MonaiDataset(records, transform)
+
+
+def _transform_hash(transforms: Any) -> bytes:
+    """Hash of the cached transforms with their parameters (pickled); class names if they
+    cannot be pickled. A changed pipeline then misses the cache instead of reading stale items."""
+    from monai.data.utils import json_hashing, pickle_hashing
+
+    try:
+        return pickle_hashing(transforms)
+    except Exception:  # lambdas, open handles...: fall back to the transforms' names
+        return json_hashing([type(t).__qualname__ for t in transforms])
 
 
 def _flatten(items: Iterable[Any]) -> list[Any]:

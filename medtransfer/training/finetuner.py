@@ -6,7 +6,6 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,7 +15,7 @@ from medtransfer.errors import ConfigError
 from medtransfer.training.callbacks import Callback
 from medtransfer.training.checkpoint import load_checkpoint, save_checkpoint, seed_everything
 from medtransfer.training.data_loading import CACHES, LOADERS, EpochLoaders
-from medtransfer.training.distributed import DistContext, gather_objects, sum_across, unwrap
+from medtransfer.training.distributed import DistContext, sum_across, unwrap
 from medtransfer.training.history import History
 from medtransfer.training.loop import LoopState, Runtime, train_epoch, validate
 from medtransfer.training.metrics import TaskMetric, resolve_metric
@@ -59,7 +58,8 @@ class FineTuner:
         deterministic: use deterministic algorithms (exact resume on GPU too; slower).
         run_dir: where config, metrics and checkpoints go (default ``runs/<task>-<time>``).
         batch_size, val_batch_size, num_workers, cache, cache_dir, loader: data loading for
-            records input (see :class:`~medtransfer.training.data_loading.EpochLoaders`).
+            records input (see :class:`~medtransfer.training.data_loading.EpochLoaders`);
+            ``cache="disk"`` without ``cache_dir`` caches in ``run_dir/cache``.
         roi_size, sw_batch_size: sliding-window validation for inputs larger than ``roi_size``.
         val_every: validate every N epochs (and after the last one).
         checkpoint_every: also save the training state every N optimizer steps (mid-epoch resume).
@@ -200,25 +200,16 @@ class FineTuner:
         return torch.compile(model) if self.compile else model
 
     def _loaders(self, data: Any, transform: Any, train: bool, ctx: DistContext) -> EpochLoaders:
+        cache_dir = self.cache_dir  # cache="disk" without one: run_dir/cache
+        if cache_dir is None and self.cache == "disk" and self.run is not None:
+            cache_dir = self.run.path / "cache"
         with medtransfer_errors():  # the cache is filled here: a bad record fails here
-            return self._build_loaders(data, transform, train, ctx)
-
-    def _build_loaders(
-        self, data: Any, transform: Any, train: bool, ctx: DistContext
-    ) -> EpochLoaders:
-        return EpochLoaders(
-            data,
-            transform=transform,
-            train=train,
-            batch_size=self.batch_size if train else self._val_batch(transform),
-            num_workers=self.num_workers,
-            pin_memory=torch.cuda.is_available(),
-            loader=self.loader,
-            seed=self.seed,
-            cache=self.cache,
-            cache_dir=self.cache_dir,
-            ctx=ctx,
-        )
+            return EpochLoaders(
+                data, transform=transform, train=train,
+                batch_size=self.batch_size if train else self._val_batch(transform),
+                num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
+                loader=self.loader, seed=self.seed, cache=self.cache, cache_dir=cache_dir, ctx=ctx,
+            )  # fmt: skip
 
     def _val_batch(self, transform: Any) -> int:
         """1 when the eval pipeline yields whole-volume slice stacks (2D/2.5D presets): volumes
@@ -227,20 +218,11 @@ class FineTuner:
             return 1
         return self.val_batch_size
 
-    def _resolve_run_dir(self, ctx: DistContext) -> RunDirectory:
-        path = self.run_dir_arg
-        if path is None:  # a new folder per run, never an earlier run's
-            stem = Path("runs") / f"{self.task}-{time.strftime('%Y%m%d-%H%M%S')}"
-            path, n = stem, 1
-            while path.exists():
-                path, n = stem.with_name(f"{stem.name}-{n}"), n + 1
-        path = gather_objects(str(path), ctx)[0]  # every rank uses rank 0's folder
-        return RunDirectory(path, enabled=ctx.is_main)
-
     # ----------------------------------------------------------------------------- checkpoints
     def _save_state(self, rt: Runtime, state: LoopState) -> None:
         if self.run is not None and self.run.enabled:
-            save_checkpoint(self.run.last_checkpoint, training_state(rt, state, self.history))
+            state_dict = training_state(rt, state, self.history)
+            save_checkpoint(self.run.last_checkpoint, state_dict, keep_previous=True)
 
     def _last_checkpoint_text(self) -> str:
         path = self.run.last_checkpoint if self.run else None
@@ -258,6 +240,7 @@ class FineTuner:
         train_transform: Any = None,
         val_transform: Any = None,
         resume: bool | str = False,
+        overwrite: bool = False,
     ) -> History:
         """Train, validate every ``val_every`` epochs, keep the best and last checkpoints.
 
@@ -267,14 +250,21 @@ class FineTuner:
             epochs: number of epochs; or ``steps``: number of optimizer steps.
             callbacks: e.g. ``[EarlyStopping(patience=5)]``.
             train_transform, val_transform: MONAI transforms for records input.
-            resume: True (continue from ``run_dir/checkpoints/last.pt``), "auto" (if present),
-                or False (the run directory must not hold a checkpoint).
+            resume: True: continue from ``run_dir/checkpoints/last.pt`` (falling back to
+                ``last.prev.pt`` with a warning when it is corrupt); nothing to resume is an
+                error. "auto": resume if there is a checkpoint, else start a new run. False
+                (default): start a new run.
+            overwrite: start a new run even if ``run_dir`` holds an earlier run's history
+                (metrics, checkpoints, reports): that history is deleted first. Without it, a
+                new run in such a folder is refused. Not together with ``resume``.
 
         Returns:
             The :class:`History` (also ``self.history``).
 
         Raises:
-            ConfigError: bad arguments or an existing run without ``resume``.
+            ConfigError: bad arguments.
+            CheckpointError: nothing to resume with ``resume=True``; a history that a new run
+                would overwrite without ``overwrite=True``; no checkpoint passes its checksum.
             ModelError: a non-finite loss (names the step and the last good checkpoint).
         """
         if (epochs is None) == (steps is None):
@@ -282,15 +272,9 @@ class FineTuner:
         if (epochs or steps or 0) < 1:
             raise ConfigError(f"epochs/steps must be >= 1, got {epochs or steps}.")
         ctx = DistContext.from_env()
-        self.run = self._resolve_run_dir(ctx)
-        exists = self.run.last_checkpoint.is_file()
-        if resume is True and not exists:
-            raise ConfigError(f"resume=True but {self.run.last_checkpoint} does not exist.")
-        if not resume and exists:
-            raise ConfigError(
-                f"{self.run.path} already holds a run ({self.run.last_checkpoint}); pass "
-                "resume=True to continue it or choose another run_dir."
-            )
+        self.run = RunDirectory.for_run(self.run_dir_arg, self.task, ctx)
+        resuming, cleaned = self.run.start(resume, overwrite)
+        ctx.barrier()  # rank 0 has deleted what overwrite deletes before any rank writes
         seed_everything(self.seed)
         previous_det = torch.are_deterministic_algorithms_enabled()
         if self.deterministic:
@@ -303,10 +287,14 @@ class FineTuner:
         total_steps = steps if steps is not None else epochs * per_epoch
         rt = self._build_runtime(ctx, total_steps)
         self.progress = Progress(self._progress_mode, enabled=ctx.is_main)
+        if cleaned:
+            self.progress.message(cleaned)
         state = LoopState()
         self.history = History(self.metric.name, self.metric.higher_is_better)
-        if resume and exists:
-            state, self.history = restore_training_state(self.run.last_checkpoint, rt)
+        if resuming:
+            state, self.history, used = restore_training_state(self.run.last_checkpoint, rt)
+            if used != self.run.last_checkpoint:  # last.pt is corrupt: never rotate it
+                self.run.set_aside_last()  # over the last.prev.pt resumed from
             self.progress.message(
                 f"Resumed {self.run.path} at epoch {state.epoch + 1}, step {state.step}."
             )

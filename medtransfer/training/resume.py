@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from medtransfer.errors import ModelError
-from medtransfer.training.checkpoint import get_rng_state, load_checkpoint, set_rng_state
+from medtransfer.training.checkpoint import (
+    get_rng_state,
+    load_training_checkpoint,
+    set_rng_state,
+)
 from medtransfer.training.distributed import unwrap
 from medtransfer.training.history import History
 from medtransfer.training.loop import LoopState, Runtime
@@ -27,13 +32,22 @@ def training_state(rt: Runtime, state: LoopState, history: History) -> dict[str,
     }
 
 
-def restore_training_state(path: str | os.PathLike[str], rt: Runtime) -> tuple[LoopState, History]:
+def restore_training_state(
+    path: str | os.PathLike[str], rt: Runtime
+) -> tuple[LoopState, History, Path]:
     """Load ``path`` into ``rt`` (model, optimizer, scheduler, scaler) and restore the RNG states.
 
+    A corrupt or missing ``path`` falls back to its previous version (``last.prev.pt``) with a
+    warning (:func:`~medtransfer.training.checkpoint.load_training_checkpoint`).
+
+    Returns:
+        The loop position, the history and the checkpoint file actually used.
+
     Raises:
+        CheckpointError: no usable checkpoint (checksum mismatch or unreadable, both files).
         ModelError: the checkpoint does not fit the model, strategy or optimizer.
     """
-    payload = load_checkpoint(path)
+    payload, path = load_training_checkpoint(path)
     try:
         unwrap(rt.model).load_state_dict(payload["model"])
         rt.optimizer.load_state_dict(payload["optimizer"])
@@ -48,4 +62,4 @@ def restore_training_state(path: str | os.PathLike[str], rt: Runtime) -> tuple[L
             "same model, strategy and optimizer settings, or start a new run_dir."
         ) from err
     set_rng_state(payload["rng"])
-    return loop, history
+    return loop, history, path

@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import medtransfer as mt
-from medtransfer.errors import ConfigError, ModelError
+from medtransfer.errors import CheckpointError, ConfigError, ModelError
 from medtransfer.training import EarlyStopping, FineTuner, load_checkpoint
 from tests.training.helpers import (
     TinyClassifier,
@@ -110,9 +110,9 @@ def test_nan_loss_stops_with_step_and_last_good_checkpoint(tmp_path):
 def test_existing_run_needs_resume_and_resume_needs_a_checkpoint(tmp_path):
     records = classification_records(8)
     _tuner(tmp_path).fit(records, epochs=1)
-    with pytest.raises(ConfigError, match="resume=True"):
+    with pytest.raises(CheckpointError, match="resume=True"):
         _tuner(tmp_path).fit(records, epochs=1)
-    with pytest.raises(ConfigError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="nothing to resume"):
         _tuner(tmp_path / "other").fit(records, epochs=1, resume=True)
     with pytest.raises(ConfigError, match="exactly one"):
         _tuner(tmp_path / "x").fit(records, epochs=1, steps=3)
