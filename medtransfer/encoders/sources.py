@@ -16,12 +16,18 @@ is verified and a mismatch raises :class:`~medtransfer.errors.WeightsError`.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from medtransfer.encoders.checksums import (
+    sha256_file,
+    sidecar_path,
+    sidecar_sha256,
+    verified_sha256,
+)
+from medtransfer.encoders.loading import fit_state_dict
 from medtransfer.encoders.safe_load import (
     SAFETENSORS_SUFFIXES,
     TORCH_SUFFIXES,
@@ -34,7 +40,7 @@ from medtransfer.encoders.weight_packages import (
     map_state_dict_in_order,
     package_for,
 )
-from medtransfer.errors import WeightsError
+from medtransfer.errors import OutputPathError, WeightsError
 
 __all__ = [
     "cache_file",
@@ -87,49 +93,6 @@ def is_online() -> bool:
     return not any(flag.strip().lower() in _TRUE for flag in flags)
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks.
-
-    Args:
-        path: the file.
-
-    Example:
-        >>> import tempfile
-        >>> f = tempfile.mkdtemp() + "/empty"
-        >>> _ = open(f, "wb").close()
-        >>> sha256_file(f)[:16]
-        'e3b0c44298fc1c14'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _verified(path: Path, expected: str | None, what: str) -> str:
-    actual = sha256_file(path)
-    if expected is not None and actual.lower() != expected.strip().lower():
-        raise WeightsError(
-            f"Checksum mismatch for {what} {path}: SHA-256 is {actual}, expected {expected}. "
-            "The file is corrupt, truncated or not the one expected: delete it and copy or "
-            "download it again."
-        )
-    return actual
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _sidecar_sha256(path: Path) -> str | None:
-    side = _sidecar(path)
-    if not side.is_file():
-        return None
-    words = side.read_text().split()
-    return words[0] if words else None
-
-
 def _known_package_template(sha256: str) -> WeightSource | None:
     """A registered package file recognised by checksum (its keys then need in-order mapping)."""
     for package in PACKAGE_WEIGHTS:
@@ -176,33 +139,76 @@ def import_weights(name: str, file: str | Path, sha256: str | None = None) -> Pa
         ...     import_weights("resnet18", f).name
         'resnet18.safetensors'
     """
+    import timm
     from safetensors.torch import save_file
 
     file = Path(file)
-    digest = _verified(file, sha256, "weight file")
+    if not isinstance(name, str) or not timm.is_model(name):
+        raise WeightsError(
+            f"Cannot import {file} as {name!r}: timm has no encoder of that name, so nothing "
+            "could load it. Pass the encoder the weights are for (medtransfer weights list --all)."
+        )
+    digest = verified_sha256(file, sha256, "weight file")
     state = load_state_dict_file(file)
     template = _known_package_template(digest)
     if template is not None and template.key_layout == "in_order":
         # A weight-package file copied by hand: store it in timm's key layout.
-        import timm
-
         reference = timm.create_model(template.architecture).state_dict()
         state = map_state_dict_in_order(state, reference, str(file))
+    _check_fits(name, state, file)
     target = cache_file(name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(fd)
+    except OSError as err:
+        raise _cache_write_error(target, err) from err
     try:
         # clone: safetensors refuses tensors that share storage (tied weights).
         save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, tmp)
         # Checksum first: a crash between the two renames leaves a mismatch (an error asking
         # to re-import), never weights that load unverified.
-        _atomic_write_text(_sidecar(target), f"{sha256_file(tmp)}  {target.name}\n")
+        _atomic_write_text(sidecar_path(target), f"{sha256_file(tmp)}  {target.name}\n")
         os.replace(tmp, target)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise _cache_write_error(target, err) from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _check_fits(name: str, state: dict, file: Path) -> None:
+    """Refuse weights whose keys or shapes do not fit ``name`` (they would shadow good ones)."""
+    import timm
+
+    reference = timm.create_model(name, pretrained=False).state_dict()  # random init: cheap
+    cfg = timm.models.get_pretrained_cfg(name) or timm.models.get_pretrained_cfg(
+        _architecture(name)
+    )
+    head = getattr(cfg, "classifier", None) or ()
+    head_prefixes = (head,) if isinstance(head, str) else tuple(head)
+    try:
+        fit_state_dict(state, reference, head_prefixes, str(file))
+    except WeightsError as err:
+        raise WeightsError(
+            f"Refused to import as {name!r} (the cache was not changed): {err}"
+        ) from err
+
+
+def _cache_write_error(target: Path, err: OSError) -> OutputPathError:
+    """The weight cache cannot be written: say where it is and how to move it."""
+    reason = err.strerror or str(err)
+    blocker = next((p for p in target.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        reason = f"{blocker} is a file, not a folder"
+    error = OutputPathError(
+        f"Cannot write the weight cache {target}: {reason}. Set MEDTRANSFER_HOME to a folder "
+        f"you can write to (now {medtransfer_home()}), or fix that folder's permissions/space."
+    )
+    error.errno = err.errno
+    return error
 
 
 def _cache_candidates(name: str) -> list[Path]:
@@ -274,8 +280,8 @@ def resolve_weights(
                 f"Weight file not found: {path}. Pass an existing .safetensors/.pth/.pt file, "
                 "weights='imagenet' to use the cache/packages/hub, or weights=None."
             )
-        expected = sha256 or _sidecar_sha256(path)
-        actual = _verified(path, expected, "weight file")
+        expected = sha256 or sidecar_sha256(path)
+        actual = verified_sha256(path, expected, "weight file")
         template = _known_package_template(actual)
         source = WeightSource(
             architecture=_architecture(name),
@@ -286,17 +292,18 @@ def resolve_weights(
             mean=template.mean if template else None,
             std=template.std if template else None,
         )
-        return ResolvedWeights(source, path, actual)
+        return ResolvedWeights(source, path, actual, verified=source.sha256 is not None)
 
     source = find_offline_source(name)
     if source is not None:
         path = Path(source.location)
-        expected = source.sha256 or (_sidecar_sha256(path) if source.kind == "cache" else None)
-        actual = _verified(path, expected, f"{source.kind} weights")
+        expected = source.sha256 or (sidecar_sha256(path) if source.kind == "cache" else None)
+        actual = verified_sha256(path, expected, f"{source.kind} weights")
         template = _known_package_template(actual)
         if source.kind == "cache" and template is not None:  # a package file dropped in by hand
             source = replace(template, kind="cache", location=str(path))
-        return ResolvedWeights(source, path, actual)
+        verified = expected is not None or template is not None
+        return ResolvedWeights(source, path, actual, verified=verified)
 
     hub = _hub_location(name)
     if hub is None or not is_online():
@@ -311,7 +318,7 @@ def resolve_weights(
         ) from err
     cached = import_weights(name, downloaded)
     source = WeightSource(_architecture(name), "hub", f"{repo_id}/{filename}")
-    return ResolvedWeights(source, cached, sha256_file(cached))
+    return ResolvedWeights(source, cached, sha256_file(cached), verified=True)
 
 
 def _missing_message(name: str, hub: tuple[str, str] | None) -> str:

@@ -109,11 +109,15 @@ class ResolvedWeights:
         source: the registry row that matched.
         path: the file that was loaded.
         sha256: checksum measured on ``path`` (equal to ``source.sha256`` when that was known).
+        verified: True when ``sha256`` matched a checksum known before reading (``sha256=``, a
+            ``.sha256`` sidecar, a registered weight package) or the file was just imported
+            from the hub; False means nobody recorded what the file should be.
     """
 
     source: WeightSource
     path: Path
     sha256: str
+    verified: bool = False
 
 
 @dataclass(frozen=True)

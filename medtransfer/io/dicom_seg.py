@@ -12,15 +12,30 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medtransfer.errors import ConfigError, DicomError, InputPathError, SeriesError
+from medtransfer.errors import (
+    ConfigError,
+    DataWarning,
+    DicomError,
+    InputPathError,
+    MedTransferError,
+    SeriesError,
+)
 from medtransfer.io.atomic import atomic_path
 from medtransfer.io.dicom_geometry import plan_volume
+from medtransfer.io.dicom_seg_values import (
+    check_arguments,
+    check_copied_values,
+    describe,
+    hidden_pydicom_chatter,
+    invalid_keywords,
+)
 from medtransfer.io.dicom_volume import frame_geometry
 from medtransfer.io.load import choose_series
 from medtransfer.io.series_discovery import scan_folder
@@ -172,6 +187,8 @@ def _reference(folder: Path, series_uid: str | None) -> tuple[list[Any], np.ndar
             if keyword not in ds:
                 setattr(ds, keyword, None)  # present and empty, as Type 2 allows
         datasets.append(ds)
+    # highdicom copies the patient/study attributes of the first source image
+    check_copied_values(datasets[0], headers[geometry.order[0]].path, uid)
     return datasets, geometry.affine
 
 
@@ -254,39 +271,75 @@ def save_dicom_seg(
         )
     if algorithm_version is None:  # dynamic: io must not import the package root (layers)
         algorithm_version = str(importlib.import_module("medtransfer").__version__)
-    algorithm = hd.AlgorithmIdentificationSequence(
-        name=algorithm_name, family=codes.cid7162.ArtificialIntelligence, version=algorithm_version
+    check_arguments(
+        {
+            "content_label": ("CS", content_label),
+            "content_description": ("LO", content_description),
+            "series_description": ("LO", series_description),
+            "algorithm_name": ("LO", algorithm_name),
+            "algorithm_version": ("LO", str(algorithm_version)),
+            **{f"labels[{value}]": ("LO", name) for value, name, _ in segments},
+        }
     )
-    descriptions = [
-        hd.seg.SegmentDescription(
-            segment_number=number,
-            segment_label=name,
-            segmented_property_category=category,
-            segmented_property_type=kind,
-            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm,
+    try:  # only the caller's values go in here: their errors may be shown
+        algorithm = hd.AlgorithmIdentificationSequence(
+            name=algorithm_name,
+            family=codes.cid7162.ArtificialIntelligence,
+            version=algorithm_version,
         )
-        for number, (_, name, (category, kind)) in enumerate(segments, start=1)
-    ]
+        descriptions = [
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=name,
+                segmented_property_category=category,
+                segmented_property_type=kind,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=algorithm,
+            )
+            for number, (_, name, (category, kind)) in enumerate(segments, start=1)
+        ]
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"Invalid segment or algorithm description: {err}") from err
     frames = array.transpose(2, 1, 0)  # (slices, rows, columns): frame k is source instance k
     onehot = np.stack([frames == value for value, _, _ in segments], axis=-1)
-    seg = hd.seg.Segmentation(
-        source_images=datasets,
-        pixel_array=onehot,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descriptions,
-        series_instance_uid=hd.UID(),
-        series_number=series_number,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="medtransfer",
-        manufacturer_model_name=algorithm_name,
-        software_versions=str(algorithm_version),
-        device_serial_number="none",
-        content_label=content_label,
-        content_description=content_description,
-        series_description=series_description,
-    )
-    with atomic_path(path) as tmp:
-        seg.save_as(tmp)
+    try:
+        with hidden_pydicom_chatter() as hidden:
+            seg = hd.seg.Segmentation(
+                source_images=datasets,
+                pixel_array=onehot,
+                segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+                segment_descriptions=descriptions,
+                series_instance_uid=hd.UID(),
+                series_number=series_number,
+                sop_instance_uid=hd.UID(),
+                instance_number=1,
+                manufacturer="medtransfer",
+                manufacturer_model_name=algorithm_name,
+                software_versions=str(algorithm_version),
+                device_serial_number="none",
+                content_label=content_label,
+                content_description=content_description,
+                series_description=series_description,
+            )
+            with atomic_path(path) as tmp:
+                seg.save_as(tmp)
+    except MedTransferError:
+        raise
+    except Exception as err:  # highdicom/pydicom quote header values: never show their text
+        found = invalid_keywords(datasets[0])
+        cause = f"{describe(found)} is not valid DICOM" if found else type(err).__name__
+        raise DicomError(
+            f"Cannot write a DICOM-SEG for the series in {reference_series}: highdicom refused "
+            f"the source ({cause}). Correct the source headers (or re-export the series) and "
+            "retry. Details are not shown because they may quote patient data; in Python, "
+            "see this error's __cause__."
+        ) from err
+    if hidden:
+        warnings.warn(
+            f"While writing {path}, pydicom/highdicom reported {'; '.join(hidden)} about the "
+            "source headers, hidden because they may quote patient data. Check the reference "
+            "series with a DICOM validator (e.g. dciodvfy) if the SEG does not open.",
+            DataWarning,
+            stacklevel=2,
+        )
     return Path(path)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from medtransfer.errors import DicomError
-from medtransfer.io.atomic import atomic_path
+from medtransfer.io.atomic import atomic_path, output_path_error
 
 __all__ = ["write_dicom_series"]
 
@@ -150,7 +150,10 @@ def write_dicom_series(
     now = _dt.datetime(2000, 1, 1) if uid_seed else _dt.datetime.now()
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # read-only location, or a file where the folder should be
+        raise output_path_error(folder / "slice.dcm", err) from err
     written = []
     for k in range(n_slices):
         ds = Dataset()

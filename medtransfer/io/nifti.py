@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import math
 import os
-import zlib
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from medtransfer.errors import InputPathError, NiftiError
+from medtransfer.errors import (
+    DataWarning,
+    InputPathError,
+    MedTransferError,
+    NiftiError,
+    OutputPathError,
+)
 from medtransfer.io.atomic import atomic_path
 from medtransfer.io.image import make_image
+from medtransfer.io.limits import check_declared_bytes, check_memory_budget
 
 __all__ = ["is_nifti_path", "load_nifti", "save_nifti"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst")  # nibabel decompresses these on the fly
+# |det| / product of column lengths: 0 for collinear axes, 1 for orthogonal ones.
+_SINGULAR_TOLERANCE = 1e-6
 
 
 def is_nifti_path(path: str | os.PathLike[str]) -> bool:
@@ -30,10 +41,20 @@ def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
     are dropped; a fourth axis longer than one (time, or several modalities as in the Medical
     Segmentation Decathlon) is kept last and flagged by ``meta["original_channel_dim"] = -1``.
 
+    The header is checked before any voxel is read: the declared size must fit in an
+    uncompressed file and in the memory budget (:mod:`medtransfer.io.limits`), and the affine
+    must be finite and invertible. NaN or infinite voxels are kept but reported by a
+    :class:`~medtransfer.errors.DataWarning` with their count.
+
     Args:
         path: ``.nii`` or ``.nii.gz`` file.
         dtype: numpy dtype of the returned array; ``None`` keeps the stored type when no scaling
             applies (useful for label maps).
+
+    Raises:
+        InputPathError: the file does not exist.
+        NiftiError: the file is truncated, damaged, not NIfTI, declares more data than it holds
+            or than the memory budget allows, or has a singular/non-finite affine.
 
     Example:
         >>> import numpy as np, nibabel as nib, tempfile, pathlib
@@ -44,7 +65,6 @@ def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
         ((3, 4, 5), (2.0, 2.0, 3.0))
     """
     import nibabel as nib
-    from nibabel.filebasedimages import ImageFileError
 
     path = Path(path)
     if not path.is_file():
@@ -52,28 +72,32 @@ def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
             f"NIfTI file not found: {path}. Check the path (and its .nii/.nii.gz suffix)."
         )
     try:
-        img = nib.load(str(path))
+        img = nib.load(str(path))  # reads the header only
         if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
             raise NiftiError(f"{path} is a {type(img).__name__}, not a NIfTI-1/2 image.")
+        _check_declared_size(img, path, dtype)
+        affine = _checked_affine(img, path)
         if dtype is None:
             data = np.asanyarray(img.dataobj)
         elif np.dtype(dtype).kind == "f":
             data = img.get_fdata(dtype=np.dtype(dtype), caching="unchanged")
         else:
             data = np.asanyarray(img.dataobj).astype(dtype, copy=False)
-        affine = np.asarray(img.affine, dtype=np.float64)
-    except (ImageFileError, OSError, EOFError, zlib.error, ValueError) as err:
+    except MedTransferError:
+        raise
+    except MemoryError as err:
         raise NiftiError(
-            f"Cannot read NIfTI file {path}: {err}. The file is truncated or not NIfTI; "
-            "re-export it (e.g. with dcm2niix) or check the download."
+            f"Not enough memory to read NIfTI file {path}; free memory, or lower "
+            "MEDTRANSFER_MAX_VOLUME_BYTES so that such files are refused up front."
         ) from err
+    except Exception as err:  # nibabel, gzip, zlib, struct, numpy: many types for damaged files
+        raise NiftiError(
+            f"Cannot read NIfTI file {path}: {type(err).__name__}: {str(err)[:200]}. The file is "
+            "truncated, damaged or not NIfTI; re-export it (e.g. with dcm2niix) or copy it again."
+        ) from err
+    _warn_non_finite(data, path)
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
-    if data.ndim > 4:
-        raise NiftiError(
-            f"{path} has {data.ndim} dimensions {data.shape}; medtransfer reads 2D, 3D, or 3D plus "
-            "one channel/time axis. Split the file into 3D/4D images first."
-        )
     channel_last = data.ndim == 4
     return make_image(
         data,
@@ -81,6 +105,78 @@ def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
         source=str(path),
         channel_last=channel_last,
         extra={"format": "nifti"},
+    )
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(int(n)) for n in shape)
+
+
+def _check_declared_size(img: Any, path: Path, dtype: Any) -> None:
+    """Refuse, before reading any voxel, a header whose volume cannot be right or cannot fit."""
+    header = img.header
+    shape = tuple(int(n) for n in header.get_data_shape())
+    stored = header.get_data_dtype()
+    described = f"its header (dim {_shape_text(shape)}, {stored})"
+    if not shape or min(shape) < 1:
+        raise NiftiError(
+            f"{path}: {described} declares an empty volume. The header is damaged; re-export it."
+        )
+    kept = list(shape)
+    while len(kept) > 3 and kept[-1] == 1:  # trailing singleton axes are dropped on reading
+        kept.pop()
+    if len(kept) > 4:
+        raise NiftiError(
+            f"{path} has dimensions {_shape_text(shape)}; medtransfer reads 2D, 3D, or 3D plus "
+            "one channel/time axis. Split the file into 3D/4D images first."
+        )
+    n_voxels = math.prod(shape)
+    if not str(path).lower().endswith(_COMPRESSED_SUFFIXES):
+        offset = getattr(img.dataobj, "offset", None)  # the loaded header's copy says 0
+        offset = int(header["vox_offset"] if offset is None else offset)
+        available = max(path.stat().st_size - offset, 0)
+        check_declared_bytes(
+            n_voxels * stored.itemsize, available, path=path, what=described, error=NiftiError
+        )
+    scaled = header.get_slope_inter() != (None, None)
+    out_itemsize = np.dtype(dtype if dtype is not None else np.float64 if scaled else stored)
+    check_memory_budget(
+        n_voxels * max(stored.itemsize, out_itemsize.itemsize),
+        path=path,
+        what=f"the volume {described}",
+        error=NiftiError,
+    )
+
+
+def _checked_affine(img: Any, path: Path) -> np.ndarray:
+    """nibabel's affine, refused when non-finite or singular (voxels would not map to places)."""
+    affine = np.asarray(img.affine, dtype=np.float64)
+    columns = np.linalg.norm(affine[:3, :3], axis=0) if np.all(np.isfinite(affine)) else None
+    if (
+        columns is None
+        or not np.all(columns > 0)
+        or abs(np.linalg.det(affine[:3, :3])) <= _SINGULAR_TOLERANCE * math.prod(columns)
+    ):
+        header = img.header
+        codes = f"sform_code {int(header['sform_code'])}, qform_code {int(header['qform_code'])}"
+        raise NiftiError(
+            f"{path}: the voxel-to-world affine in its header ({codes}) is "
+            f"{'singular' if columns is not None else 'not finite'}, so voxel positions and "
+            "spacing are undefined. Fix the sform/qform (e.g. nibabel's img.set_sform(affine, "
+            "code=1) with the scanner geometry) or re-export the image from its DICOM series."
+        )
+    return affine
+
+
+def _warn_non_finite(data: np.ndarray, path: Path) -> None:
+    if data.dtype.kind not in "fc" or np.isfinite(data).all():
+        return
+    count = int(data.size - np.count_nonzero(np.isfinite(data)))
+    warnings.warn(
+        f"{path}: {count} of {data.size} voxels are NaN or infinite. They are kept as they are; "
+        "replace them (e.g. numpy.nan_to_num) before training, or fix the file.",
+        DataWarning,
+        stacklevel=3,
     )
 
 
@@ -157,6 +253,8 @@ def save_nifti(image: Any, path: str | os.PathLike[str], affine: Any = None) -> 
     try:
         with atomic_path(path) as tmp:
             nib.save(nifti, str(tmp))
+    except OutputPathError:  # already names the path and the fix
+        raise
     except OSError as err:
         raise NiftiError(
             f"Cannot write {path}: {err}. Check the folder exists and is writable."
