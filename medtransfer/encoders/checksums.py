@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -60,8 +61,9 @@ def verified_sha256(path: Path, expected: str | None, what: str) -> str:
     return actual
 
 
-def sidecar_path(path: Path) -> Path:
+def sidecar_path(path: str | os.PathLike[str]) -> Path:
     """``<file>.sha256`` next to ``path``."""
+    path = Path(path)
     return path.with_name(path.name + ".sha256")
 
 

@@ -21,32 +21,17 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from medtransfer.encoders.checksums import sha256_file, sidecar_path
 from medtransfer.io.atomic import atomic_path
 
 __all__ = ["recorded_digests", "sha256_file", "sidecar_path", "verify", "write_sidecar"]
 
 _HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
-def sidecar_path(path: str | os.PathLike[str]) -> Path:
-    """``<path>.sha256``."""
-    path = Path(path)
-    return path.with_name(path.name + ".sha256")
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def recorded_digests(path: str | os.PathLike[str]) -> list[str] | None:
