@@ -104,8 +104,35 @@ def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
         affine,
         source=str(path),
         channel_last=channel_last,
-        extra={"format": "nifti"},
+        extra={"format": "nifti", "stored_dtype": _stored_dtype(img)},
     )
+
+
+def _stored_dtype(img: Any) -> str | None:
+    """The on-disk integer type of an unscaled file (a label map's uint8), else None."""
+    slope, inter = img.header.get_slope_inter()
+    stored = np.dtype(img.get_data_dtype())
+    unscaled = slope in (None, 1.0) and inter in (None, 0.0)
+    return stored.name if stored.kind in "iub" and unscaled else None
+
+
+def _keep_stored_dtype(array: np.ndarray, image: Any) -> np.ndarray:
+    """Back to the stored integer type when a float image still holds exactly those values.
+
+    ``mt.io.load`` returns float32 by default, so load-then-save of a uint8 label map would
+    otherwise write float32 (4x the size, and some tools then treat it as a probability map).
+    """
+    meta = getattr(image, "meta", None) or {}
+    stored = meta.get("stored_dtype")
+    if not stored or array.dtype.kind != "f" or not array.size:
+        return array
+    info = np.iinfo(np.dtype(stored)) if np.dtype(stored).kind in "iu" else np.iinfo(np.uint8)
+    finite = np.isfinite(array).all()
+    if not finite or array.min() < info.min or array.max() > info.max:
+        return array
+    if not np.array_equal(array, np.round(array)):
+        return array  # values changed (resampled, normalised): keep what they are now
+    return array.astype(stored if np.dtype(stored).kind in "iu" else np.uint8)
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -200,7 +227,9 @@ def _as_numpy(image: Any) -> np.ndarray:
     return array
 
 
-def save_nifti(image: Any, path: str | os.PathLike[str], affine: Any = None) -> Path:
+def save_nifti(
+    image: Any, path: str | os.PathLike[str], affine: Any = None, dtype: Any = None
+) -> Path:
     """Write ``image`` to ``path`` (.nii or .nii.gz) atomically, keeping its affine.
 
     ``affine`` defaults to ``image.affine`` for a MetaTensor. The affine goes to the sform
@@ -212,6 +241,10 @@ def save_nifti(image: Any, path: str | os.PathLike[str], affine: Any = None) -> 
         image: MetaTensor, torch tensor or numpy array, spatial axes first (channels last).
         path: destination ending in ``.nii`` or ``.nii.gz``.
         affine: 4x4 voxel-to-RAS+ mm; required unless ``image`` carries one.
+        dtype: on-disk type (e.g. ``np.uint8``). ``None`` keeps the array's type, except that an
+            image loaded from an integer NIfTI (``meta["stored_dtype"]``, e.g. a uint8 label map
+            loaded as float32) is written back in that type while its values are still exactly
+            integers in range.
 
     Returns:
         The path written.
@@ -243,6 +276,24 @@ def save_nifti(image: Any, path: str | os.PathLike[str], affine: Any = None) -> 
     if affine.shape != (4, 4):
         raise NiftiError(f"Cannot save to {path}: affine must be 4x4, got shape {affine.shape}.")
     array = _as_numpy(image)
+    if dtype is None:
+        array = _keep_stored_dtype(array, image)
+    else:
+        try:
+            target = np.dtype(dtype)
+        except TypeError as err:
+            raise NiftiError(
+                f"Cannot save to {path}: dtype={dtype!r} is not a numpy dtype."
+            ) from err
+        if target.kind in "iu" and array.size:
+            info = np.iinfo(target)
+            if not np.isfinite(array).all() or array.min() < info.min or array.max() > info.max:
+                raise NiftiError(
+                    f"Cannot save to {path} as {target.name}: values {array.min()}..{array.max()} "
+                    "do not fit; choose a wider dtype."
+                )
+            array = np.round(array) if array.dtype.kind == "f" else array
+        array = array.astype(target)
     nifti = nib.Nifti1Image(array, affine)
     nifti.header.set_sform(affine, code=1)
     if _is_rigid_with_scaling(affine):

@@ -130,3 +130,30 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
         mt.io.save(np.zeros((2, 2, 2), np.float32), target, affine=np.eye(4))
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.nii.gz"]
+
+
+def test_a_label_map_loaded_as_float_is_saved_back_in_its_stored_type(tmp_path):
+    import torch
+
+    labels = np.zeros((6, 5, 4), np.uint8)
+    labels[1:3, 1:4, 1:3] = 2
+    source = mt.io.save(labels, tmp_path / "label.nii.gz", affine=np.eye(4))
+    loaded = mt.io.load(source)  # float32 by default
+    assert loaded.dtype == torch.float32 and loaded.meta["stored_dtype"] == "uint8"
+    again = mt.io.save(loaded, tmp_path / "again.nii.gz")
+    assert nib.load(again).get_data_dtype() == np.uint8
+    assert np.array_equal(np.asanyarray(nib.load(again).dataobj), labels)
+    # changed values (e.g. after smoothing) stay float: nothing is silently rounded
+    smoothed = loaded * 0.3
+    assert nib.load(mt.io.save(smoothed, tmp_path / "s.nii.gz")).get_data_dtype() == np.float32
+
+
+def test_save_with_an_explicit_dtype_checks_the_range(tmp_path):
+    out = mt.io.save(
+        np.full((3, 3, 3), 7.0), tmp_path / "a.nii.gz", affine=np.eye(4), dtype=np.uint8
+    )
+    assert nib.load(out).get_data_dtype() == np.uint8
+    with pytest.raises(NiftiError, match=r"as uint8: values .*do not fit"):
+        mt.io.save(
+            np.full((3, 3, 3), 300.0), tmp_path / "b.nii.gz", affine=np.eye(4), dtype="uint8"
+        )
