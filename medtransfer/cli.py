@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,34 @@ _NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    """Print the table; pydicom's complaints about header values are counted, not dumped."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = _inspect_table(args)
+    hidden = 0
+    for warning in caught:
+        if _from_pydicom(warning) and not args.debug:
+            hidden += 1
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    if hidden:
+        noun = "warning" if hidden == 1 else "warnings"
+        print(
+            f"({hidden} pydicom {noun} about non-standard header values hidden; --debug shows "
+            "them)",
+            file=sys.stderr,
+        )
+    return code
+
+
+def _from_pydicom(warning: warnings.WarningMessage) -> bool:
+    module = getattr(warning, "filename", "") or ""
+    return f"{os.sep}pydicom{os.sep}" in module
+
+
+def _inspect_table(args: argparse.Namespace) -> int:
     import medtransfer as mt
 
     path: Path = args.path.expanduser()
@@ -231,7 +260,9 @@ def _inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_IMAGE_COLUMNS = ("file", "modality", "shape", "spacing", "orientation", "dtype")
+_IMAGE_COLUMNS = (
+    "file", "modality", "shape", "spacing", "origin", "orientation", "direction", "dtype"
+)  # fmt: skip
 
 
 def _fmt(values: Any, digits: int = 3) -> str:
@@ -277,22 +308,25 @@ def _patient(info: Any) -> dict[str, str]:
 
 
 def _image_row(path: Path) -> dict[str, Any]:
-    import nibabel as nib
-
+    """A file's grid from its header (no voxels decoded, no MONAI imported)."""
     import medtransfer as mt
 
-    image = mt.io.load(path, dtype=None)
+    info = mt.io.image_info(path)
+    direction = info.direction
     return {
         "file": path.name,
-        "modality": image.meta.get("modality") or "?",
-        "shape": _fmt(image.shape, 0),
-        "spacing": _fmt(image.meta.get("spacing")),
-        "orientation": "".join(nib.aff2axcodes(image.affine.numpy())),
-        "dtype": str(image.dtype).replace("torch.", ""),
+        "modality": info.modality or "?",
+        "shape": _fmt(info.shape, 0),
+        "spacing": _fmt(info.spacing),
+        "origin": ", ".join(f"{v:.1f}" for v in info.origin),
+        "orientation": info.orientation,
+        "direction": " ".join(
+            ",".join(f"{v:.3g}" if abs(v) > 5e-4 else "0" for v in column) for column in direction.T
+        ),
+        "dtype": info.dtype,
     }
 
 
-# ------------------------------------------------------------------------------- weights
 def _weights_list(args: argparse.Namespace) -> int:
     import medtransfer as mt
 
@@ -307,7 +341,8 @@ def _weights_list(args: argparse.Namespace) -> int:
     ]
     print(_table(rows, ("encoder", "family", "tested", "weights")))
     where = "on this machine" if not args.all else "supported"
-    print(f"\n{len(rows)} encoders {where}; cache: {mt.encoders.medtransfer_home() / 'weights'}")
+    noun = "encoder" if len(rows) == 1 else "encoders"
+    print(f"\n{len(rows)} {noun} {where}; cache: {mt.encoders.medtransfer_home() / 'weights'}")
     return EXIT_OK
 
 

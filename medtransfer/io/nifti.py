@@ -76,7 +76,7 @@ def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
         if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
             raise NiftiError(f"{path} is a {type(img).__name__}, not a NIfTI-1/2 image.")
         _check_declared_size(img, path, dtype)
-        affine = _checked_affine(img, path)
+        affine = checked_affine(img, path)
         if dtype is None:
             data = np.asanyarray(img.dataobj)
         elif np.dtype(dtype).kind == "f":
@@ -175,7 +175,7 @@ def _check_declared_size(img: Any, path: Path, dtype: Any) -> None:
     )
 
 
-def _checked_affine(img: Any, path: Path) -> np.ndarray:
+def checked_affine(img: Any, path: Path) -> np.ndarray:
     """nibabel's affine, refused when non-finite or singular (voxels would not map to places)."""
     affine = np.asarray(img.affine, dtype=np.float64)
     columns = np.linalg.norm(affine[:3, :3], axis=0) if np.all(np.isfinite(affine)) else None

@@ -46,3 +46,25 @@ def test_every_error_is_a_medtransfer_error():
         errors.InputPathError, FileNotFoundError
     )  # `except FileNotFoundError` still works
     assert issubclass(errors.GeometryWarning, UserWarning)
+
+
+def test_io_names_stay_functions_after_every_submodule_is_imported():
+    import importlib
+    import pkgutil
+
+    import medtransfer.io as io
+
+    for module in pkgutil.iter_modules(io.__path__):
+        importlib.import_module(f"medtransfer.io.{module.name}")
+    for name in io.__all__:
+        value = getattr(io, name)
+        assert callable(value) and not isinstance(value, type(io)), name
+
+
+def test_importing_io_does_not_import_monai():
+    import subprocess
+    import sys
+
+    code = "import sys, medtransfer as mt; mt.io.list_series; print('monai' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
