@@ -63,7 +63,7 @@ class ImageInfo:
 
 
 def image_info(path: str | os.PathLike[str]) -> ImageInfo:
-    """Read the grid of a NIfTI file or single DICOM file from its header.
+    """Read the grid of a NIfTI (or MGH) file or single DICOM file from its header.
 
     Multi-frame DICOM (whose geometry needs every frame's position) is loaded in full.
 
@@ -90,12 +90,12 @@ def _nifti_info(path: Path) -> ImageInfo:
     import nibabel as nib
 
     from medtransfer.errors import NiftiError
-    from medtransfer.io.nifti import checked_affine
+    from medtransfer.io.nifti import checked_affine, slope_inter
 
     try:
         img = nib.load(str(path))
         shape = tuple(int(s) for s in img.shape)
-        slope, inter = img.header.get_slope_inter()
+        slope, inter = slope_inter(img.header)
         stored = np.dtype(img.get_data_dtype()).name
     except Exception as err:  # nibabel raises many types for damaged headers
         raise NiftiError(

@@ -24,14 +24,22 @@ from medtransfer.io.limits import check_declared_bytes, check_memory_budget
 __all__ = ["is_nifti_path", "load_nifti", "save_nifti"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
-_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst")  # nibabel decompresses these on the fly
+#: Read by ``load`` too: FreeSurfer's MGH volumes (``.mgz`` is MGH gzipped), same RAS+ affine.
+MGH_SUFFIXES = (".mgz", ".mgh")
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zst", ".mgz")  # nibabel decompresses these on the fly
 # |det| / product of column lengths: 0 for collinear axes, 1 for orthogonal ones.
 _SINGULAR_TOLERANCE = 1e-6
 
 
 def is_nifti_path(path: str | os.PathLike[str]) -> bool:
-    """True when the file name ends in ``.nii`` or ``.nii.gz``."""
-    return str(path).lower().endswith(NIFTI_SUFFIXES)
+    """True for the volume files ``load_nifti`` reads: ``.nii``, ``.nii.gz``, ``.mgz``, ``.mgh``."""
+    return str(path).lower().endswith(NIFTI_SUFFIXES + MGH_SUFFIXES)
+
+
+def slope_inter(header: Any) -> tuple[Any, Any]:
+    """NIfTI scaling; MGH has none."""
+    get = getattr(header, "get_slope_inter", None)
+    return get() if get is not None else (None, None)
 
 
 def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
@@ -73,8 +81,8 @@ def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
         )
     try:
         img = nib.load(str(path))  # reads the header only
-        if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
-            raise NiftiError(f"{path} is a {type(img).__name__}, not a NIfTI-1/2 image.")
+        if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image | nib.MGHImage):
+            raise NiftiError(f"{path} is a {type(img).__name__}, not a NIfTI-1/2 or MGH image.")
         _check_declared_size(img, path, dtype)
         affine = checked_affine(img, path)
         if dtype is None:
@@ -110,7 +118,7 @@ def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
 
 def _stored_dtype(img: Any) -> str | None:
     """The on-disk integer type of an unscaled file (a label map's uint8), else None."""
-    slope, inter = img.header.get_slope_inter()
+    slope, inter = slope_inter(img.header)
     stored = np.dtype(img.get_data_dtype())
     unscaled = slope in (None, 1.0) and inter in (None, 0.0)
     return stored.name if stored.kind in "iub" and unscaled else None
@@ -165,7 +173,7 @@ def _check_declared_size(img: Any, path: Path, dtype: Any) -> None:
         check_declared_bytes(
             n_voxels * stored.itemsize, available, path=path, what=described, error=NiftiError
         )
-    scaled = header.get_slope_inter() != (None, None)
+    scaled = slope_inter(header) != (None, None)
     out_itemsize = np.dtype(dtype if dtype is not None else np.float64 if scaled else stored)
     check_memory_budget(
         n_voxels * max(stored.itemsize, out_itemsize.itemsize),
@@ -185,7 +193,11 @@ def checked_affine(img: Any, path: Path) -> np.ndarray:
         or abs(np.linalg.det(affine[:3, :3])) <= _SINGULAR_TOLERANCE * math.prod(columns)
     ):
         header = img.header
-        codes = f"sform_code {int(header['sform_code'])}, qform_code {int(header['qform_code'])}"
+        codes = (
+            f"sform_code {int(header['sform_code'])}, qform_code {int(header['qform_code'])}"
+            if "sform_code" in header
+            else "MGH vox2ras"
+        )
         raise NiftiError(
             f"{path}: the voxel-to-world affine in its header ({codes}) is "
             f"{'singular' if columns is not None else 'not finite'}, so voxel positions and "
@@ -259,7 +271,7 @@ def save_nifti(
     import nibabel as nib
 
     path = Path(path)
-    if not is_nifti_path(path):
+    if not str(path).lower().endswith(NIFTI_SUFFIXES):
         raise NiftiError(f"Cannot save to {path}: the file name must end in .nii or .nii.gz.")
     if affine is None:
         affine = getattr(image, "affine", None)

@@ -157,3 +157,18 @@ def test_save_with_an_explicit_dtype_checks_the_range(tmp_path):
         mt.io.save(
             np.full((3, 3, 3), 300.0), tmp_path / "b.nii.gz", affine=np.eye(4), dtype="uint8"
         )
+
+
+@pytest.mark.parametrize("suffix", [".mgz", ".mgh"])
+def test_freesurfer_mgh_volumes_load_with_their_ras_affine(tmp_path, suffix):
+    data = ct_volume((8, 7, 5)).astype(np.float32)
+    affine = make_affine()
+    path = tmp_path / f"brain{suffix}"
+    nib.save(nib.MGHImage(data, affine), path)
+    image = mt.io.load(path)
+    assert np.array_equal(image.numpy(), data)
+    assert np.allclose(image.affine.numpy(), nib.load(path).affine)
+    assert np.allclose(image.affine.numpy(), affine, atol=1e-4)
+    assert mt.io.image_info(path).shape == (8, 7, 5)
+    with pytest.raises(NiftiError, match=r"must end in \.nii or \.nii\.gz"):
+        mt.io.save(image, tmp_path / f"out{suffix}")
