@@ -8,6 +8,7 @@ errors to exit codes.
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -56,27 +57,24 @@ def _class_names(cfg: Any) -> list[str] | None:
 
 
 def _records(cfg: Any) -> tuple[list[dict[str, Any]], list[str] | None]:
-    """Labelled records of the manifest (label under ``"label"``, class names as indices)."""
-    import medtransfer as mt
+    """Labelled records of the manifest (label under ``"label"``, class names as indices).
 
-    key, names = cfg.data.label_key, _class_names(cfg)
-    records = [r for r in mt.data.load_manifest(cfg.data.manifest) if r.get(key) is not None]
+    ``data.label_key`` and (classification) ``data.class_names`` go to ``load_manifest``, which
+    maps class names to indices and names every row that does not fit.
+    """
+    import medtransfer as mt
+    from medtransfer.cli_checks import manifest_label_error, missing_label_key
+    from medtransfer.errors import ManifestError
+
+    names = _class_names(cfg)
+    try:
+        loaded = mt.data.load_manifest(cfg.data.manifest, **cfg.manifest_kwargs())
+    except ManifestError as err:
+        raise manifest_label_error(err, cfg) from None
+    records = [r for r in loaded if r.get("label") is not None]  # the label_key column's value
     if not records:
-        raise ConfigError(f"data.label_key: no record of {cfg.data.manifest} has a {key!r} value.")
-    out = []
-    for record in records:
-        label = record[key]
-        if isinstance(label, str) and label.strip().lstrip("-").isdigit():
-            label = int(label)  # CSV columns other than label stay text ("1")
-        if isinstance(label, str) and cfg.data.task == "classification":
-            if not names or label not in names:
-                raise ConfigError(
-                    f"case {record['case_id']!r}: label {label!r} is not in data.class_names "
-                    f"({names}); list every class name in label order."
-                )
-            label = names.index(label)
-        out.append({**record, "label": label})
-    return out, names
+        raise missing_label_key(cfg, loaded)
+    return records, names
 
 
 def _split(cfg: Any, records: list[dict[str, Any]]) -> tuple[list, list, list]:
@@ -159,13 +157,15 @@ def _trained_model(
     for strategy in strategies:
         if isinstance(strategy, mt.training.LoRA):
             strategy.setup(model)  # the checkpoint holds adapter weights
+    state = mt.training.load_checkpoint(checkpoint).get("model")
     try:
-        model.load_state_dict(mt.training.load_checkpoint(checkpoint)["model"])
-    except (KeyError, RuntimeError) as err:
-        raise ConfigError(
-            f"Checkpoint {checkpoint} does not fit the model of this config ({err}). Use the "
-            "config the run was trained with."
-        ) from None
+        model.load_state_dict(state)
+    except (TypeError, RuntimeError):
+        from medtransfer.cli_checks import checkpoint_mismatch
+
+        saved_path = checkpoint.resolve().parent.parent / RUN_CONFIG
+        saved = _load(saved_path) if saved_path.is_file() else None
+        raise checkpoint_mismatch(cfg, checkpoint, state, model, saved_path, saved) from None
     for strategy in strategies:
         model = strategy.export(model)
     return model.eval(), cfg
@@ -186,10 +186,28 @@ def _evaluate_report(
     }
     if cfg.data.task == "segmentation":
         return evaluate_segmentation(
-            model, cases, preset, class_names=names, postprocess=cfg.postprocess_options() or False,
+            model, cases, preset, class_names=names, postprocess=_postprocess(cfg, names),
             tolerance_mm=e.tolerance_mm, tta=e.tta, **common,
         )  # fmt: skip
     return evaluate_classification(model, cases, preset, class_names=names, threshold=e.threshold, **common)  # fmt: skip
+
+
+def _postprocess(cfg: Any, names: list[str] | None) -> dict[str, Any] | None:
+    """``evaluation.postprocess`` resolved against the class names (None: none asked for)."""
+    from medtransfer.evaluation.postprocess_options import resolve_postprocess
+
+    return resolve_postprocess(cfg.postprocess_options(), names, where="evaluation.postprocess")
+
+
+def _postprocess_line(options: Any, names: list[str] | None) -> str:
+    from medtransfer.evaluation.postprocess_options import describe_postprocess
+
+    if not options:
+        return (
+            "Post-processing: none (raw predictions; opt in per class with "
+            "evaluation.postprocess, e.g. {largest_component: [liver]})"
+        )
+    return f"Post-processing: {describe_postprocess(options, names)}"
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -202,6 +220,11 @@ def train_command(args: argparse.Namespace) -> int:
     records, names = _records(cfg)
     train, val, test = _split(cfg, records)
     print(f"{len(records)} labelled cases: {len(train)} train, {len(val)} val, {len(test)} test")
+    from medtransfer.cli_checks import check_label_values_fit
+
+    check_label_values_fit(cfg, records, _num_classes(cfg, names, records), names)
+    if cfg.data.task == "segmentation":
+        _postprocess(cfg, names)  # a misspelt class in evaluation.postprocess fails now, not later
     model = _model(cfg, names, cfg.model.weights, records)
     cfg = cfg.with_normalisation(model.encoder.input_spec)
     preset = _preset(cfg, names, records)
@@ -227,7 +250,9 @@ def train_command(args: argparse.Namespace) -> int:
     checkpoint = best if best.is_file() else tuner.run.last_checkpoint
     print(f"\nRun directory: {tuner.run.path}")
     print(f"Checkpoint: {checkpoint}")
-    print(f"Next: medtransfer evaluate {args.config} --checkpoint {checkpoint}")
+    # run_config.yaml, not args.config: it holds the --set overrides the model was built with
+    run_config = shlex.quote(str(cfg.output.run_dir / RUN_CONFIG))
+    print(f"Next: medtransfer evaluate {run_config} --checkpoint {shlex.quote(str(checkpoint))}")
     return EXIT_OK
 
 
@@ -261,6 +286,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
         report.to_csv(out / REPORTS[2]),
         report.to_csv(out / REPORTS[3], table="summary"),
     ]
+    if cfg.data.task == "segmentation":
+        print("\n" + _postprocess_line(report.metadata.get("postprocess"), names))
     print("\n".join(["", *report.headline(), ""]))
     print("Outputs:\n" + "\n".join(f"  {p}" for p in paths))
     return EXIT_OK
@@ -275,13 +302,16 @@ def predict_command(args: argparse.Namespace) -> int:
     cfg = _normalisation_of_run(_load(config), args.checkpoint)
     if cfg.data.task != "segmentation":
         raise ConfigError("predict writes masks: data.task must be 'segmentation'.")
+    from medtransfer.cli_checks import check_predict_inputs
+
+    check_predict_inputs(args.input, args.format)  # before the model and any inference
     names = _class_names(cfg)
+    options = _postprocess(cfg, names)
     model, cfg = _trained_model(cfg, names, args.checkpoint)
-    preset, options = _preset(cfg, names), cfg.postprocess_options()
+    preset = _preset(cfg, names)
+    print(_postprocess_line(options, names))
     args.output.mkdir(parents=True, exist_ok=True)
     for image in args.input:
-        if not image.exists():
-            raise InputPathError(f"Input {image} does not exist.")
         mask = mt.evaluation.predict(model, image, preset, tta=cfg.evaluation.tta, device=cfg.training.device)  # fmt: skip
         if options is not None:
             mask = mt.evaluation.postprocess(mask, **options)

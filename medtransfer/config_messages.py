@@ -12,13 +12,13 @@ import reprlib
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ValidationError
 
 from medtransfer.errors import ConfigError
 
-__all__ = ["MAX_LINES", "field_reference", "shorten", "validation_message"]
+__all__ = ["MAX_LINES", "closest", "field_reference", "shorten", "validation_message"]
 
 MAX_LINES = 20  # invalid fields listed in one message; the rest are counted
 WIDTH = 80  # characters of a value or key echoed in a message
@@ -107,15 +107,15 @@ def _describe(item: dict[str, Any], loc: tuple[str, ...], root: Any) -> str:
     kind, given, ctx = item["type"], item.get("input"), item.get("ctx", {})
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1], root)
-        close = difflib.get_close_matches(loc[-1][:100], allowed, n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        close = closest(loc[-1][:100], allowed)
+        hint = f"did you mean {close!r}? " if close else ""
         return f"unknown key; {hint}Allowed keys: {', '.join(allowed)}"
     if kind == "missing":
         return "required; missing"
     if kind == "literal_error":
         allowed = ctx.get("expected", "")
-        close = difflib.get_close_matches(shorten(given).strip("'"), _literal_values(allowed), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        close = closest(shorten(given).strip("'"), _literal_values(allowed))
+        hint = f"; did you mean {close!r}?" if close else ""
         return f"must be one of {allowed} (got {shorten(given)}){hint}"
     if kind == "value_error":
         return str(ctx.get("error", item["msg"]))
@@ -126,6 +126,46 @@ def _describe(item: dict[str, Any], loc: tuple[str, ...], root: Any) -> str:
     message = message[0].lower() + message[1:] if message else message
     message = message.replace("input should be", "must be")
     return f"{message} (got {shorten(given)})"
+
+
+# Names other tools use for a field (Lightning, nnU-Net, MONAI bundles...): the field they mean.
+_SYNONYMS = {
+    "learning_rate": "lr", "lr_rate": "lr", "base_lr": "lr",
+    "num_epochs": "epochs", "max_epochs": "epochs", "n_epochs": "epochs",
+    "max_steps": "steps", "num_steps": "steps", "iterations": "steps",
+    "patch_size": "roi_size", "crop_size": "roi_size", "patch": "roi_size",
+    "backbone": "encoder", "arch": "encoder", "pretrained": "weights",
+    "n_classes": "num_classes", "out_channels": "num_classes", "classes": "class_names",
+    "label_column": "label_key", "label_col": "label_key", "target": "label_key",
+    "output_dir": "run_dir", "out_dir": "run_dir", "scheduler": "schedule",
+    "modality": "preset", "batchsize": "batch_size", "bs": "batch_size", "wd": "weight_decay",
+    "keep_largest": "largest_component", "keep_largest_component": "largest_component",
+    "min_size": "min_island_mm3", "fill": "fill_holes",
+}  # fmt: skip
+
+
+def closest(given: str, allowed: list[str]) -> str | None:
+    """The allowed name a user most likely meant: synonym, other case, prefix, then spelling.
+
+    Example:
+        >>> closest("learning_rate", ["epochs", "lr"]), closest("MRI", ["ct", "mri"])
+        ('lr', 'mri')
+        >>> closest("roi", ["roi_size", "spacing"]), closest("epoch", ["epochs", "steps"])
+        ('roi_size', 'epochs')
+    """
+    text = given.strip()
+    folded = {a.casefold(): a for a in allowed}
+    synonym = _SYNONYMS.get(text.casefold())
+    if synonym in allowed:
+        return synonym
+    if text.casefold() in folded:
+        return folded[text.casefold()]
+    low = text.casefold()
+    prefixed = [a for a in allowed if (len(low) >= 3 and a.startswith(low)) or low.startswith(a)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    close = difflib.get_close_matches(low, allowed, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _literal_values(expected: str) -> list[str]:
@@ -195,6 +235,8 @@ def _plain(value: Any) -> Any:
 
 def _type_text(annotation: Any) -> str:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is Annotated:
+        return _type_text(args[0])
     if origin is Literal:
         return " or ".join(f"`{a}`" for a in args)
     if origin in (Union, types.UnionType):

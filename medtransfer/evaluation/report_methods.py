@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from medtransfer.evaluation.postprocess_options import describe_postprocess
+
 if TYPE_CHECKING:
     from medtransfer.evaluation.report import Report
 
@@ -52,9 +54,10 @@ def methods_items(report: Report) -> list[str]:
             f"Surface Dice (NSD): fraction of both surfaces within {tolerance} mm of the other.",
             "Post-processing: "
             + (
-                f"{_options(post, meta.get('class_names'))} (scikit-image connected components)."
+                f"{describe_postprocess(post, meta.get('class_names'))} (scikit-image connected "
+                "components); metrics are given before and after it (post-processed)."
                 if post
-                else "none."
+                else "none; the metrics are those of the raw predictions."
             ),
             _empty_sentence(meta),
             _ci_sentence(meta),
@@ -75,25 +78,6 @@ def methods_items(report: Report) -> list[str]:
             _ci_sentence(meta),
         ]
     return items
-
-
-def _options(options: Any, names: Any = None) -> str:
-    if not isinstance(options, dict):
-        return str(options)
-    parts = []
-    if options.get("largest_component", True):
-        parts.append("keep the largest connected component of each class")
-    if options.get("min_island_mm3") is not None:
-        parts.append(f"remove islands below {options['min_island_mm3']} mm³")
-    if options.get("fill_holes"):
-        parts.append("fill holes")
-    labels = options.get("labels")
-    if labels is not None:
-        values = [labels] if isinstance(labels, int) else list(labels)
-        names = list(names or [])
-        shown = [names[v - 1] if 0 < v <= len(names) else str(v) for v in values]
-        parts.append("applied to " + ", ".join(shown))
-    return ", ".join(parts) or "none"
 
 
 def _window(window: Any) -> str:
@@ -125,4 +109,7 @@ def run_details(report: Report) -> list[list[str]]:
             value = meta[key]
             value = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else value
             rows.append([label, str(value)])
+        if key == "tta" and report.task == "segmentation":
+            post = describe_postprocess(meta.get("postprocess"), meta.get("class_names"))
+            rows.append(["post-processing", post])
     return rows

@@ -24,37 +24,13 @@ from medtransfer.evaluation.evaluation_inputs import (
     run_metadata,
 )
 from medtransfer.evaluation.overlays import display_slice, pick_examples, resolve_window
+from medtransfer.evaluation.postprocess_options import POSTPROCESS_OPTIONS, resolve_postprocess
 from medtransfer.evaluation.report import Report
 from medtransfer.evaluation.segmentation_accumulator import SegmentationAccumulator
 
 __all__ = ["POSTPROCESS_OPTIONS", "evaluate_segmentation"]
 
-POSTPROCESS_OPTIONS = (
-    "largest_component",
-    "min_island_mm3",
-    "fill_holes",
-    "labels",
-    "connectivity",
-)
 _METRICS = ("dice", "nsd", "hd95")
-
-
-def _postprocess_options(postprocess: Any) -> dict[str, Any] | None:
-    if postprocess is False:
-        return None
-    if postprocess is None or postprocess is True:
-        return {"largest_component": True}
-    if not isinstance(postprocess, Mapping):
-        raise ConfigError(
-            f"postprocess={postprocess!r}: use None (keep the largest component), False (none) or "
-            f"a dict of options {POSTPROCESS_OPTIONS}, e.g. {{'min_island_mm3': 100}}."
-        )
-    unknown = sorted(set(postprocess) - set(POSTPROCESS_OPTIONS))
-    if unknown:
-        raise ConfigError(
-            f"postprocess options {unknown} are unknown; allowed: {POSTPROCESS_OPTIONS}."
-        )
-    return dict(postprocess)
 
 
 def _load_image(image: Any) -> Any:
@@ -153,10 +129,12 @@ def evaluate_segmentation(
         preset: the ``(train, eval)`` pair used in training (its eval pipeline is applied).
         class_names: foreground class names (label 1, 2, ...) or ``{value: name}``.
         roi_size, overlap, tta, device, batch_size: passed to ``predict``.
-        postprocess: None keeps the largest component of each class; False skips it; a dict
-            of options of ``medtransfer.evaluation.postprocess.postprocess``
-            (``largest_component``, ``min_island_mm3``, ``fill_holes``, ``labels``,
-            ``connectivity``). Metrics are reported with and without it (``*_post``).
+        postprocess: opt-in. None or False: the raw predictions only; True: keep the largest
+            component of every class; a dict of options of
+            ``medtransfer.evaluation.postprocess.postprocess`` whose classes may be names from
+            ``class_names``: ``{"largest_component": ["liver"], "min_island_mm3": {"lesion":
+            20}}`` (also ``fill_holes``, ``labels``, ``connectivity``). When given, metrics are
+            reported with and without it (``*_post``) and the report says what was applied.
         tolerance_mm: surface Dice tolerance.
         n_resamples, confidence, seed: bootstrap over cases.
         history: the training History (or a dict of per-epoch lists) for the HTML curves.
@@ -189,9 +167,9 @@ def evaluate_segmentation(
 
     records = check_records(records, (image_key, label_key))
     ids = case_ids(records)
-    options = _postprocess_options(postprocess)
     num_classes = _num_classes(model, class_names)
     names_by_value = resolve_class_names(class_names, num_classes)
+    options = resolve_postprocess(postprocess, names_by_value)
     kwargs = {"metrics": _METRICS, "tolerance_mm": tolerance_mm, "num_classes": num_classes}
     accumulators = {"": SegmentationAccumulator(**kwargs)}
     if options is not None:

@@ -87,7 +87,10 @@ def test_missing_required_field(tmp_path):
             "preprocessing.context: must be 0 with spatial_dims=3 (got 1)",
         ),
         ("model:\n  conversion: acs\n", "model.conversion: is for preprocessing.spatial_dims=3"),
-        ("training:\n  steps: 10\n", "training.epochs: give exactly one of epochs and steps"),
+        (
+            "training:\n  steps: 10\n  epochs: 5\n",
+            "training.epochs: give exactly one of epochs and steps",
+        ),
         ("preprocessing:\n  preset: mri\n  window: abdomen\n", "preprocessing.window: is for"),
         ("preprocessing:\n  roi_size: [64, 64, 32]\n", "preprocessing.roi_size: needs 2 values"),
         (
@@ -139,7 +142,7 @@ def test_api_keyword_arguments():
     assert model["in_channels"] == 6 and model["weights"] is None
     assert cfg.strategy_kwargs() == [("lora", {"rank": 8}), ("discriminative", {})]
     assert cfg.fit_kwargs() == {"epochs": 20}
-    assert cfg.postprocess_options() == {"largest_component": True}
+    assert cfg.postprocess_options() is None  # opt-in
 
 
 def test_example_configs_validate():

@@ -83,8 +83,9 @@ def test_resampling_preset_keeps_geometry_and_postprocessing_is_reported():
     records = _threshold_records(n=2)
     preset = mt.transforms.presets.ct(spacing=(8.0, 15.0, 25.0), roi_size=(32, 32, 16))
     report = evaluate_segmentation(
-        Oracle(), records, preset, n_resamples=50, device="cpu", progress=False
-    )
+        Oracle(), records, preset, n_resamples=50, device="cpu", progress=False,
+        postprocess=True,
+    )  # fmt: skip
     dice = report.estimate("dice", "class_1")["value"]
     assert 0.8 < dice < 1.0  # resampled there and back: close, not exact
     post = report.estimate("dice_post", "class_1")
@@ -122,6 +123,7 @@ def test_untrained_segmenter_on_phantoms_gives_a_full_report(tmp_path):
     report = evaluate_segmentation(
         model, records, preset, class_names=["liver", "lesion", "spleen", "kidney"],
         n_resamples=100, device="cpu", progress=False,
+        postprocess={"largest_component": ["liver", "spleen"]},
     )  # fmt: skip
     metrics = {r["metric"] for r in report.summary}
     assert metrics == {"dice", "dice_post", "nsd", "nsd_post", "hd95", "hd95_post"}

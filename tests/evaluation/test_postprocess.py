@@ -82,7 +82,7 @@ def test_postprocess_combines_steps_and_keeps_types():
     mask = _two_class_mask()
     mask[4, 4, 1] = 0  # a hole inside the liver
     tensor = torch.as_tensor(mask)
-    out = postprocess(tensor, fill_holes=True)
+    out = postprocess(tensor, largest_component=True, fill_holes=True)
     assert isinstance(out, torch.Tensor) and out.dtype == torch.uint8
     expected = _two_class_mask()
     expected[8:10, 8:10, 0] = 0

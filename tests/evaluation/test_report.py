@@ -65,7 +65,9 @@ def _report(**kwargs) -> Report:
 
 def test_headline_repr_and_lookup():
     report = _report()
-    assert report.headline() == ["Dice liver 0.91 (95% CI 0.88–0.93), n=12"]
+    assert report.headline() == [
+        "Dice liver 0.91 (95% CI 0.88–0.93), n=12; post-processed 0.93 (95% CI 0.90–0.94), n=12"
+    ]
     assert report.estimate("hd95", "liver")["value"] == 4.26
     assert report.case("case-c")["dice/liver"] == 0.40
     text = repr(report)

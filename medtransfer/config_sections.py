@@ -1,0 +1,292 @@
+"""The sections of a run config (``data``, ``preprocessing``, ``model``, ``training``,
+``evaluation``, ``output``): one pydantic model each, with per-section checks.
+
+:mod:`medtransfer.config` assembles them into :class:`~medtransfer.config.RunConfig` (cross-section
+checks, keyword arguments of the public API, loading) and re-exports every name defined here.
+
+Example:
+    >>> TrainingConfig(steps=30).epochs is None  # steps given: epochs no longer defaults to 20
+    True
+    >>> EvaluationConfig().postprocess.enabled()  # post-processing is opt-in
+    False
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from medtransfer.config_messages import shorten
+
+__all__ = [
+    "STRATEGY_ARGS",
+    "DataConfig",
+    "EvaluationConfig",
+    "ModelConfig",
+    "OutputConfig",
+    "PostprocessConfig",
+    "PreprocessingConfig",
+    "SplitConfig",
+    "TrainingConfig",
+]
+
+Number = int | float
+Window = str | tuple[float, float] | dict[str, float]
+StrategyName = Literal[
+    "full", "linear_probe", "bitfit", "gradual_unfreeze", "discriminative", "lora"
+]
+# Keyword arguments each strategy accepts (``mt.training`` class of the same name).
+STRATEGY_ARGS: dict[str, tuple[str, ...]] = {
+    "full": (),
+    "linear_probe": (),
+    "bitfit": (),
+    "gradual_unfreeze": ("head_epochs", "epochs_per_stage", "train_norms"),
+    "discriminative": ("decay",),
+    "lora": ("rank", "alpha"),
+}
+
+
+def _fail(**problems: str) -> None:
+    """Raise the problems of a cross-field check, one ``@field: message`` line each."""
+    if problems:
+        raise ValueError("\n".join(f"@{field}: {text}" for field, text in problems.items()))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(_Section):
+    """How labelled records are split into train / val / test, by patient."""
+
+    by: str = Field("patient_id", description="record key that identifies a patient")
+    stratify: str | None = Field(None, description="categorical key to stratify on, e.g. label")
+    fractions: tuple[float, float, float] = Field(
+        (0.7, 0.15, 0.15), description="train, val, test fractions of the patients (sum 1)"
+    )
+    folds: int | None = Field(
+        None, ge=2, description="k-fold cross-validation on train+val instead of one val split"
+    )
+    fold: int = Field(0, ge=0, description="which fold validates (with folds)")
+    seed: int = Field(0, description="seed of the split")
+
+    @model_validator(mode="after")
+    def _check(self) -> SplitConfig:
+        if any(f < 0 for f in self.fractions) or abs(sum(self.fractions) - 1) > 1e-6:
+            _fail(fractions=f"must be >= 0 and sum to 1 (got {list(self.fractions)})")
+        if self.folds is not None and self.fold >= self.folds:
+            _fail(fold=f"must be < folds={self.folds} (got {self.fold})")
+        return self
+
+
+class DataConfig(_Section):
+    """Where the cases are and what to learn from them."""
+
+    manifest: Path = Field(description="CSV, JSON list or MSD dataset.json (relative: config dir)")
+    task: Literal["segmentation", "classification"] = Field(description="what the model predicts")
+    label_key: str = Field("label", description="record key holding the label map or class")
+    class_names: list[str] | None = Field(
+        None,
+        description="segmentation: foreground classes (label 1, 2, ...); classification: "
+        "all classes in label order (default: from dataset.json labels, or class_1...)",
+    )
+    split: SplitConfig = Field(default_factory=SplitConfig, description="patient-level split")
+
+
+class PreprocessingConfig(_Section):
+    """Arguments of ``mt.transforms.presets.<preset>`` (see docs/transforms.md)."""
+
+    preset: Literal["ct", "mri", "xray"] = Field("ct", description="intensity/geometry preset")
+    window: Window | list[Window] | None = Field(
+        None, description="ct only: window name, (level, width) or a list (one channel each)"
+    )
+    percentiles: tuple[float, float] | None = Field(
+        None, description="mri/xray only: intensity percentiles mapped to [0, 1]"
+    )
+    spacing: list[float] | None = Field(None, description="target voxel size in mm")
+    roi_size: list[int] | None = Field(
+        None, description="crop size: 3 values in 3D, 2 (in-plane) in 2D/2.5D"
+    )
+    spatial_dims: Literal[2, 3] = Field(2, description="2 (slices, 2.5D) or 3 (volumes)")
+    context: int = Field(0, ge=0, description="2.5D: neighbouring slices on each side")
+    num_samples: int = Field(2, ge=1, description="training crops/slices per case and epoch")
+    augment: bool = Field(True, description="random flips, affine and intensity augmentation")
+    mean: list[float] | None = Field(None, description="encoder normalisation (default: weights')")
+    std: list[float] | None = Field(None, description="encoder normalisation (default: weights')")
+    value_range: tuple[float, float] | None = Field(None, description="encoder input range")
+
+    @model_validator(mode="after")
+    def _check(self) -> PreprocessingConfig:
+        problems: dict[str, str] = {}
+        if self.spatial_dims == 3 and self.context > 0:
+            problems["context"] = (
+                f"must be 0 with spatial_dims=3 (got {self.context}); 2.5D needs spatial_dims=2"
+            )
+        if self.preset != "ct" and self.window is not None:
+            problems["window"] = f"is for preset 'ct', not {self.preset!r}; use percentiles"
+        if self.preset == "ct" and self.percentiles is not None:
+            problems["percentiles"] = "is for presets 'mri' and 'xray'; use window for 'ct'"
+        if self.preset == "xray" and (self.spatial_dims != 2 or self.context):
+            problems["preset"] = "'xray' is 2D: spatial_dims must be 2 and context 0"
+        if self.roi_size is not None and len(self.roi_size) != self.spatial_dims:
+            problems["roi_size"] = (
+                f"needs {self.spatial_dims} values for spatial_dims="
+                f"{self.spatial_dims} (got {shorten(self.roi_size)})"
+            )
+        _fail(**problems)
+        return self
+
+    def channels(self) -> int:
+        """Image channels the preset makes: windows x (2 * context + 1)."""
+        windows = len(self.window) if isinstance(self.window, list) else 1
+        return windows * (2 * self.context + 1)
+
+
+class ModelConfig(_Section):
+    """Arguments of ``mt.models.create_segmenter`` / ``create_classifier``."""
+
+    encoder: str = Field("tf_efficientnet_lite0", description="timm CNN name")
+    weights: str | None = Field(
+        "imagenet", description="'imagenet', a weight file (relative: config dir) or null"
+    )
+    in_channels: int | None = Field(
+        None, ge=1, description="default: derived from preprocessing (windows x (2k+1))"
+    )
+    conversion: Literal["inflate", "acs"] | None = Field(
+        None, description="3D only: 2D->3D conversion (default inflate)"
+    )
+    num_classes: int | None = Field(
+        None,
+        ge=1,
+        description="outputs; default: segmentation len(class_names)+1, binary classification 1",
+    )
+    decoder_channels: list[int] | None = Field(None, description="segmenter: U-Net widths")
+    deep_supervision: bool = Field(False, description="segmenter: auxiliary outputs")
+    dropout: float = Field(0.2, ge=0, lt=1, description="classifier: dropout before the head")
+    pooling: Literal["avg", "max", "avgmax"] = Field("avg", description="classifier pooling")
+
+
+class TrainingConfig(_Section):
+    """Arguments of ``mt.training.FineTuner`` and ``fit`` (see docs/training.md)."""
+
+    strategy: StrategyName | list[StrategyName] = Field(
+        "full", description="fine-tuning strategy, or a list composed in order"
+    )
+    strategy_args: dict[str, Number | bool | None] = Field(
+        default_factory=dict, description="keyword arguments of the strategies"
+    )
+    lr: float = Field(1e-3, gt=0, description="peak learning rate")
+    epochs: int | None = Field(20, gt=0, description="epochs (default 20 unless steps is given)")
+    steps: int | None = Field(None, gt=0, description="optimizer steps instead of epochs")
+    batch_size: int = Field(8, gt=0, description="samples per step")
+    loss: Literal["auto", "ce", "bce", "focal", "dice", "dice_ce"] = Field(
+        "auto", description="auto: dice_ce (segmentation), bce/ce (classification)"
+    )
+    optimizer: Literal["adamw", "sgd"] = Field("adamw", description="optimizer")
+    weight_decay: float = Field(1e-4, ge=0, description="not applied to biases and norms")
+    schedule: Literal["warmup_cosine", "one_cycle", "constant"] = Field(
+        "warmup_cosine", description="learning-rate schedule, stepped per optimizer step"
+    )
+    amp: Literal["auto", "bf16", "fp16"] | bool = Field("auto", description="mixed precision")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:1 ...")
+    num_workers: int = Field(0, ge=0, description="data loader workers")
+    cache: Literal["memory", "disk", "none"] = Field("memory", description="dataset cache")
+    cache_dir: Path | None = Field(
+        None,
+        description="folder of cache: disk (relative: config dir; default: output.run_dir/cache)",
+    )
+    val_every: int = Field(1, gt=0, description="validate every N epochs")
+    checkpoint_every: int | None = Field(None, gt=0, description="mid-epoch checkpoints (steps)")
+    early_stopping: int | None = Field(None, gt=0, description="patience in validations")
+    seed: int = Field(0, description="weights of new layers, data order, augmentation")
+    deterministic: bool = Field(False, description="deterministic algorithms (exact resume)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _steps_replace_epochs(cls, data: Any) -> Any:
+        # ``steps: 30`` alone means a run of 30 steps: the default of epochs does not apply
+        if isinstance(data, dict) and data.get("steps") is not None and "epochs" not in data:
+            return {**data, "epochs": None}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainingConfig:
+        if (self.epochs is None) == (self.steps is None):
+            _fail(epochs="give exactly one of epochs and steps (remove one, or set it to null)")
+        names = [self.strategy] if isinstance(self.strategy, str) else self.strategy
+        allowed = sorted({arg for name in names for arg in STRATEGY_ARGS[name]})
+        unknown = sorted(set(self.strategy_args) - set(allowed))
+        if unknown:
+            _fail(
+                strategy_args=f"{shorten(unknown)} are not arguments of {names}; allowed: "
+                f"{allowed or 'none'}"
+            )
+        return self
+
+
+ClassList = bool | list[int | str]
+Volume = Annotated[float, Field(ge=0)]
+
+
+class PostprocessConfig(_Section):
+    """Opt-in clean-up of predicted masks, per class (``mt.evaluation.postprocess``)."""
+
+    largest_component: ClassList = Field(
+        False,
+        description="classes (names or label values) reduced to their largest connected "
+        "component, e.g. [liver]; true: every class. For one organ, never for white matter or "
+        "lesions",
+    )
+    min_island_mm3: Volume | dict[int | str, Volume] | None = Field(
+        None, description="remove components under this volume (mm³), or {class: volume}"
+    )
+    fill_holes: ClassList = Field(False, description="classes whose enclosed holes are filled")
+    connectivity: Literal[1, 2, 3] | None = Field(
+        None, description="null: full (26 neighbours in 3D); 1: faces only"
+    )
+
+    def enabled(self) -> bool:
+        """Whether any step is asked for."""
+        return bool(self.largest_component or self.min_island_mm3 is not None or self.fill_holes)
+
+    def class_entries(self) -> dict[str, list[int | str]]:
+        """``{option: classes named in it}`` (options given as lists or mappings)."""
+        out: dict[str, list[int | str]] = {}
+        for name in ("largest_component", "fill_holes"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                out[name] = list(value)
+        if isinstance(self.min_island_mm3, dict):
+            out["min_island_mm3"] = list(self.min_island_mm3)
+        return out
+
+
+class EvaluationConfig(_Section):
+    """Arguments of ``mt.evaluation.evaluate_segmentation`` / ``evaluate_classification``."""
+
+    subset: Literal["test", "val"] = Field("test", description="held-out split to evaluate")
+    tolerance_mm: float = Field(2.0, gt=0, description="surface Dice tolerance")
+    postprocess: PostprocessConfig = Field(
+        default_factory=PostprocessConfig,
+        description="opt-in, per class (null/false: none; true: largest component of every class)",
+    )
+    tta: bool = Field(False, description="flip test-time augmentation (segmentation)")
+    threshold: float | None = Field(None, ge=0, le=1, description="binary decision threshold")
+    n_resamples: int = Field(2000, ge=10, description="bootstrap resamples for the 95% CIs")
+
+    @field_validator("postprocess", mode="before")
+    @classmethod
+    def _postprocess_shorthand(cls, value: Any) -> Any:
+        if value is None or value is False:
+            return {}
+        if value is True:
+            return {"largest_component": True}
+        return value
+
+
+class OutputConfig(_Section):
+    """Where results go."""
+
+    run_dir: Path = Field(Path("runs/run"), description="run folder (relative: config dir)")
