@@ -20,7 +20,15 @@ from medtransfer.errors import ConfigError
 from medtransfer.training.distributed import DistContext
 from medtransfer.transforms.pipeline_errors import medtransfer_errors
 
-__all__ = ["CACHES", "LOADERS", "EpochLoaders", "build_dataset", "split_batch"]
+__all__ = [
+    "CACHES",
+    "LOADERS",
+    "EpochLoaders",
+    "build_dataset",
+    "samples_per_record",
+    "split_batch",
+    "val_batch_size",
+]
 
 CACHES = ("memory", "disk", "none")
 LOADERS = ("process", "thread")
@@ -87,14 +95,73 @@ def _flatten(items: Iterable[Any]) -> list[Any]:
     return out
 
 
+def _samples(items: list[Any]) -> list[Any]:
+    """The samples of a list of dataset items: multi-sample crops (lists of dicts) flattened,
+    reduced to the keys a step needs, MetaTensors as plain tensors (a step needs no metadata,
+    and collating it fails on values such as None)."""
+    out = []
+    for item in _flatten(items):
+        if isinstance(item, dict):
+            item = {k: _plain(v) for k, v in item.items() if k in BATCH_KEYS}
+        out.append(item)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    return value.as_tensor() if hasattr(value, "as_tensor") else value
+
+
 def collate_batch(items: list[Any]) -> Any:
     """Collate the keys a training step needs, flattening multi-sample crops (lists of dicts)."""
     from monai.data import list_data_collate
 
-    items = _flatten(items)
-    if items and isinstance(items[0], dict):
-        items = [{k: v for k, v in item.items() if k in BATCH_KEYS} for item in items]
-    return list_data_collate(items)
+    return list_data_collate(_samples(items))
+
+
+def _regroup(batches: Iterable[list[Any]], size: int) -> Iterator[Any]:
+    """Batches of exactly ``size`` samples (the last one smaller) from batches of any size."""
+    pending: list[Any] = []
+    for samples in batches:
+        pending.extend(samples)
+        while len(pending) >= size:
+            yield collate_batch(pending[:size])
+            pending = pending[size:]
+    if pending:
+        yield collate_batch(pending)
+
+
+def samples_per_record(transform: Any) -> int | None:
+    """Samples a pipeline makes of one record: the product of the ``num_samples`` of its
+    multi-sample crops (e.g. the presets' ``RandCropByLabelClassesd``), 1 without any, None when
+    a multi-sample transform does not say how many.
+
+    Example:
+        >>> import medtransfer as mt
+        >>> samples_per_record(mt.transforms.presets.ct(num_samples=4)[0]), samples_per_record(None)
+        (4, 1)
+    """
+    from monai.transforms import Compose, MultiSampleTrait
+
+    steps = transform.flatten().transforms if isinstance(transform, Compose) else [transform]
+    count = 1
+    for step in steps:
+        if isinstance(step, MultiSampleTrait):
+            n = getattr(step, "num_samples", None)
+            n = n if n is not None else getattr(getattr(step, "cropper", None), "num_samples", None)
+            if not isinstance(n, int):
+                return None
+            count *= n
+    return count
+
+
+def val_batch_size(transform: Any, default: int) -> int:
+    """1 when the eval pipeline yields whole-volume slice stacks (2D/2.5D presets): volumes
+    differ in slice count, so they cannot be collated; each is validated as one volume."""
+    from medtransfer.transforms.slices import SliceStackd
+
+    if any(isinstance(t, SliceStackd) for t in getattr(transform, "transforms", ())):
+        return 1
+    return default
 
 
 def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
@@ -132,7 +199,10 @@ class EpochLoaders:
         source: a list of records (a dataset is built with ``transform`` and ``cache``), a
             Dataset, or a ready DataLoader (used as is; a RandomSampler is re-seeded per epoch).
         train: shuffle (training) or keep order (validation, sharded without padding).
-        batch_size, num_workers, pin_memory: DataLoader settings.
+        batch_size: samples per batch; a pipeline making ``num_samples`` crops of a record
+            (see :func:`samples_per_record`) loads ``ceil(batch_size / num_samples)`` records
+            per batch, regrouped into exactly ``batch_size`` samples when that overshoots.
+        num_workers, pin_memory: DataLoader settings.
         loader: "process" (DataLoader, ``num_workers`` processes) or "thread" (MONAI
             ThreadDataLoader: for data cached on the GPU, e.g. ``EnsureTyped(device="cuda")`` as
             the last deterministic transform, where worker processes cannot help).
@@ -181,6 +251,20 @@ class EpochLoaders:
                 "Under torchrun pass records or a Dataset (not a DataLoader), so the FineTuner "
                 "can shard them with a DistributedSampler."
             )
+        # batch_size counts samples: a record cropped num_samples times gives that many, so a
+        # step loads ceil(batch_size / num_samples) records, regrouped when that overshoots
+        self.per_record = 1
+        if self.loader is None:
+            found = samples_per_record(getattr(self.dataset, "transform", None))
+            self.per_record = found if found is not None else self._probe_samples()
+        self.records_per_batch = -(-batch_size // self.per_record)
+        self.regroup = batch_size % self.per_record != 0
+
+    def _probe_samples(self) -> int:
+        """Samples of the first record, for multi-sample transforms that do not say how many
+        (the loaders re-seed the random transforms every epoch: the probe changes nothing)."""
+        with medtransfer_errors():
+            return max(len(_flatten([self.dataset[0]])), 1) if len(self.dataset) else 1
 
     def _val_indices(self) -> list[int]:
         return list(range(self.ctx.rank, len(self.dataset), self.ctx.world_size))
@@ -192,7 +276,7 @@ class EpochLoaders:
         n = len(self.dataset)
         if self.ctx.enabled:
             n = -(-n // self.ctx.world_size) if self.train else len(self._val_indices())
-        return -(-n // self.batch_size)
+        return -(-(n * self.per_record) // self.batch_size)
 
     def indices(self) -> list[int]:
         """Global dataset index of each validation sample on this rank, in loader order."""
@@ -203,11 +287,12 @@ class EpochLoaders:
         from monai.data import get_track_meta, set_track_meta
 
         loader = self.for_epoch(epoch)
+        batches = _regroup(loader, self.batch_size) if self.regroup else loader
         previous = get_track_meta()
         set_track_meta(self.track_meta and previous)
         try:
             with medtransfer_errors():  # a bad record: our message, not MONAI's wrapper
-                yield from loader
+                yield from batches
         finally:
             set_track_meta(previous)
 
@@ -234,11 +319,11 @@ class EpochLoaders:
         make = ThreadDataLoader if self.kind == "thread" else MonaiDataLoader
         return make(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.records_per_batch,
             shuffle=shuffle,
             sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             generator=generator,
-            collate_fn=collate_batch,
+            collate_fn=_samples if self.regroup else collate_batch,
         )

@@ -10,13 +10,15 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from medtransfer.errors import ConfigError
 from medtransfer.training.callbacks import Callback
 from medtransfer.training.checkpoint import load_checkpoint, save_checkpoint, seed_everything
-from medtransfer.training.data_loading import CACHES, LOADERS, EpochLoaders
+from medtransfer.training.data_loading import CACHES, LOADERS, EpochLoaders, val_batch_size
 from medtransfer.training.distributed import DistContext, sum_across, unwrap
 from medtransfer.training.history import History
+from medtransfer.training.label_checks import with_label_check
 from medtransfer.training.loop import LoopState, Runtime, train_epoch, validate
 from medtransfer.training.metrics import TaskMetric, resolve_metric
 from medtransfer.training.optim import build_runtime
@@ -24,12 +26,10 @@ from medtransfer.training.progress import Progress
 from medtransfer.training.resume import restore_training_state, training_state
 from medtransfer.training.run_dir import RunDirectory, environment_info
 from medtransfer.training.strategies import Strategy, as_strategy, count_parameters
+from medtransfer.training.task import TASKS, resolve_task
 from medtransfer.transforms.pipeline_errors import medtransfer_errors
-from medtransfer.transforms.slices import SliceStackd
 
 __all__ = ["TASKS", "FineTuner"]
-
-TASKS = ("classification", "segmentation")
 
 
 class FineTuner:
@@ -38,7 +38,9 @@ class FineTuner:
     Args:
         model: a :class:`~medtransfer.models.Classifier`, :class:`~medtransfer.models.Segmenter`
             or any module mapping images to logits.
-        task: "classification" or "segmentation".
+        task: "classification", "segmentation", or None (default): read from the model, a
+            ``Segmenter`` segments, a ``Classifier`` classifies; any other module classifies
+            unless ``task="segmentation"``. A task contradicting the model is a ConfigError.
         strategy: a strategy or list of strategies (default :class:`FullFineTune`).
         lr: peak learning rate (per-group multipliers from the strategy apply on top).
         loss: "auto" or a name of :data:`~medtransfer.training.losses.LOSSES`, or a callable.
@@ -57,9 +59,11 @@ class FineTuner:
         seed: seeds weights of added layers, data order and augmentation.
         deterministic: use deterministic algorithms (exact resume on GPU too; slower).
         run_dir: where config, metrics and checkpoints go (default ``runs/<task>-<time>``).
-        batch_size, val_batch_size, num_workers, cache, cache_dir, loader: data loading for
-            records input (see :class:`~medtransfer.training.data_loading.EpochLoaders`);
-            ``cache="disk"`` without ``cache_dir`` caches in ``run_dir/cache``.
+        batch_size, val_batch_size: samples per step and process (``num_samples`` crops of a
+            record count ``num_samples``). num_workers, cache, cache_dir, loader: data loading
+            for records (:class:`~medtransfer.training.data_loading.EpochLoaders`); ``cache=
+            "disk"`` without ``cache_dir`` caches in ``run_dir/cache``. Each record's label is
+            checked once against its image and the model's classes (:mod:`.label_checks`).
         roi_size, sw_batch_size: sliding-window validation for inputs larger than ``roi_size``.
         val_every: validate every N epochs (and after the last one).
         checkpoint_every: also save the training state every N optimizer steps (mid-epoch resume).
@@ -79,7 +83,7 @@ class FineTuner:
     def __init__(
         self,
         model: nn.Module,
-        task: str = "classification",
+        task: str | None = None,
         strategy: Strategy | Sequence[Strategy] | None = None,
         lr: float = 1e-3,
         loss: str | Callable = "auto",
@@ -111,10 +115,9 @@ class FineTuner:
         checkpoint_every: int | None = None,
         progress: str | bool = "bar",
     ) -> None:
-        if task not in TASKS:
-            raise ConfigError(f"task={task!r} is not one of {TASKS}.")
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+        task = resolve_task(model, task)
         problems = [
             f"{name}={value!r} must be >= 1"
             for name, value in (
@@ -203,20 +206,16 @@ class FineTuner:
         cache_dir = self.cache_dir  # cache="disk" without one: run_dir/cache
         if cache_dir is None and self.cache == "disk" and self.run is not None:
             cache_dir = self.run.path / "cache"
+        if not isinstance(data, (Dataset, DataLoader)):
+            transform = with_label_check(transform, self.task, self.num_outputs)  # records
+        batch_size = self.batch_size if train else val_batch_size(transform, self.val_batch_size)
         with medtransfer_errors():  # the cache is filled here: a bad record fails here
             return EpochLoaders(
                 data, transform=transform, train=train,
-                batch_size=self.batch_size if train else self._val_batch(transform),
+                batch_size=batch_size,
                 num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
                 loader=self.loader, seed=self.seed, cache=self.cache, cache_dir=cache_dir, ctx=ctx,
             )  # fmt: skip
-
-    def _val_batch(self, transform: Any) -> int:
-        """1 when the eval pipeline yields whole-volume slice stacks (2D/2.5D presets): volumes
-        differ in slice count, so they cannot be collated; each is validated as one volume."""
-        if any(isinstance(t, SliceStackd) for t in getattr(transform, "transforms", ())):
-            return 1
-        return self.val_batch_size
 
     # ----------------------------------------------------------------------------- checkpoints
     def _save_state(self, rt: Runtime, state: LoopState) -> None:
