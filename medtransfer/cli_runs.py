@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
 from medtransfer.errors import CheckpointError, ConfigError, InputPathError
+from medtransfer.io.atomic import make_folder
 
 __all__ = ["evaluate_command", "predict_command", "train_command"]
 
@@ -233,7 +235,7 @@ def train_command(args: argparse.Namespace) -> int:
     tuner = mt.training.FineTuner(model, strategy=strategy, **cfg.finetuner_kwargs())
     patience = cfg.training.early_stopping
     callbacks = [mt.training.EarlyStopping(patience)] if patience else []
-    cfg.output.run_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(cfg.output.run_dir)
     with mt.io.atomic_path(cfg.output.run_dir / RUN_CONFIG) as tmp:
         tmp.write_text(cfg.to_yaml())
     tuner.fit(
@@ -279,7 +281,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     out = args.output or args.checkpoint.resolve().parent.parent / "evaluation"
     _refuse_to_replace_reports(out, args.overwrite)  # before the (long) evaluation
     report = _evaluate_report(cfg, model, cases, names, records)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     paths = [
         report.to_html(out / REPORTS[0]),
         report.to_json(out / REPORTS[1]),
@@ -310,9 +312,10 @@ def predict_command(args: argparse.Namespace) -> int:
     model, cfg = _trained_model(cfg, names, args.checkpoint)
     preset = _preset(cfg, names)
     print(_postprocess_line(options, names))
-    args.output.mkdir(parents=True, exist_ok=True)
-    for image in args.input:
-        mask = mt.evaluation.predict(model, image, preset, tta=cfg.evaluation.tta, device=cfg.training.device)  # fmt: skip
+    make_folder(args.output)
+    for number, image in enumerate(args.input, start=1):
+        print(f"[{number}/{len(args.input)}] {image}", flush=True)
+        mask = mt.evaluation.predict(model, image, preset, tta=cfg.evaluation.tta, device=cfg.training.device, progress=sys.stderr.isatty())  # fmt: skip
         if options is not None:
             mask = mt.evaluation.postprocess(mask, **options)
         stem = image.name.removesuffix(".gz").removesuffix(".nii").removesuffix(".dcm")
@@ -322,5 +325,6 @@ def predict_command(args: argparse.Namespace) -> int:
             labels = {i + 1: n for i, n in enumerate(names or [])} or None
             written = mt.io.save_dicom_seg(mask, image, args.output / f"{stem}_seg.dcm", labels)
         print(f"{image} -> {written}")
-    print(f"\n{len(args.input)} masks in {args.output.resolve()}")
+    noun = "mask" if len(args.input) == 1 else "masks"
+    print(f"\n{len(args.input)} {noun} in {args.output.resolve()}")
     return EXIT_OK

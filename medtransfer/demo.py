@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import medtransfer as mt
+from medtransfer.io.atomic import make_folder
 
 ENCODER = "tf_efficientnet_lite0"
 ORGANS = ["liver", "lesion", "spleen", "kidney"]  # phantom labels 1..4
@@ -151,7 +152,9 @@ def _segmentation(sizes: Sizes, seed: int, runs: Path, out: Path, reports: dict)
                 input_spec=model.encoder.input_spec, seed=seed,
             )  # fmt: skip
         print(f"-- {init} initialisation")
-        tuner = _finetuner(model, "segmentation", runs / f"segmentation-{init}", seed, 16)
+        # 16 scans a step, all their slices: batch_size counts samples (slices), not scans
+        batch = 16 * sizes.slices_per_case
+        tuner = _finetuner(model, "segmentation", runs / f"segmentation-{init}", seed, batch)
         history = tuner.fit(train, epochs=sizes.seg_epochs, train_transform=preset[0])
         report = _evaluate("segmentation")(
             model, test, preset, class_names=ORGANS, postprocess=False, history=history,
@@ -258,7 +261,7 @@ def _write_index(path: Path, rows: list[dict], reports: dict[str, Path], sizes: 
         f"medtransfer.demo</code> on {time.strftime('%Y-%m-%d %H:%M')}.</p>"
         f"<table><tr>{head}</tr>{body}</table><h2>Reports</h2><ul>{links}</ul></body></html>"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     with mt.io.atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path

@@ -113,6 +113,7 @@ def _infer(
     flips: list[tuple[int, ...]],
     batch_size: int,
     device: torch.device,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Probabilities ``(N, K, *spatial)`` on the CPU, averaged over the TTA flips."""
     from monai.inferers import sliding_window_inference
@@ -133,7 +134,7 @@ def _infer(
         x = torch.flip(batch, dims) if dims else batch
         logits = sliding_window_inference(
             x, roi_size, batch_size, forward, overlap=overlap, mode="gaussian",
-            sw_device=device, device="cpu",
+            sw_device=device, device="cpu", progress=progress,
         )  # fmt: skip
         logits = torch.as_tensor(logits).float()
         probs = torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
@@ -180,6 +181,7 @@ def predict(
     device: str | torch.device = "auto",
     restore: str = "auto",
     image_key: str | None = None,
+    progress: bool = False,
 ) -> MetaTensor:
     """Segment one image with ``model`` and return the result on the image's own voxel grid.
 
@@ -213,6 +215,7 @@ def predict(
         restore: ``"auto"`` (invert the pipeline, falling back to affine resampling when a
             transform cannot be inverted), ``"invert"`` or ``"resample"``.
         image_key: the pipeline's image key (default: the first key its loader loads).
+        progress: show a progress bar over the sliding windows (volumes) or slice batches.
 
     Returns:
         A ``MetaTensor`` with the source image's spatial shape and affine (``meta["spacing"]``
@@ -263,13 +266,18 @@ def predict(
         with torch.no_grad():
             data = x.as_tensor().float()
             if stacked:
+                from tqdm.auto import tqdm
+
+                starts = range(0, data.shape[0], batch_size)
                 chunks = [
                     _infer(model, data[i : i + batch_size], roi, overlap, flips, batch_size, device)
-                    for i in range(0, data.shape[0], batch_size)
+                    for i in tqdm(starts, desc="slices", unit="batch", disable=not progress)
                 ]
                 volume = unstack_slices(torch.cat(chunks), reference=x)
             else:
-                probs = _infer(model, data[None], roi, overlap, flips, batch_size, device)[0]
+                probs = _infer(
+                    model, data[None], roi, overlap, flips, batch_size, device, progress
+                )[0]
                 volume = MetaTensor(
                     probs, meta=dict(x.meta), applied_operations=x.applied_operations
                 )

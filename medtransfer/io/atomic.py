@@ -23,7 +23,7 @@ from pathlib import Path
 
 from medtransfer.errors import MedTransferError, OutputPathError
 
-__all__ = ["atomic_path", "current_umask", "output_path_error"]
+__all__ = ["atomic_path", "current_umask", "make_folder", "output_path_error"]
 
 # Errors that a write into the temporary file can only mean about the output location.
 _EDQUOT = getattr(errno, "EDQUOT", errno.ENOSPC)  # not defined on Windows
@@ -81,6 +81,22 @@ def _blocking_file(path: Path) -> Path | None:
         if parent.exists():
             return None if parent.is_dir() else parent
     return None
+
+
+def make_folder(folder: str | os.PathLike[str]) -> Path:
+    """``mkdir -p folder``; an unwritable place is an :class:`OutputPathError` naming it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> make_folder(pathlib.Path(tempfile.mkdtemp()) / "run" / "evaluation").is_dir()
+        True
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_path_error(folder, err) from err
+    return folder
 
 
 def output_path_error(destination: str | os.PathLike[str], err: OSError) -> OutputPathError:

@@ -116,12 +116,15 @@ def load_nifti(path: str | os.PathLike[str], dtype: Any = np.float32):
     )
 
 
-def _stored_dtype(img: Any) -> str | None:
-    """The on-disk integer type of an unscaled file (a label map's uint8), else None."""
+def _stored_dtype(img: Any) -> str:
+    """The type of the file's values: the on-disk type, or float64 when scl_slope/inter scale it.
+
+    Always a string (never None): MONAI's collate cannot batch None or a key some items lack.
+    """
     slope, inter = slope_inter(img.header)
     stored = np.dtype(img.get_data_dtype())
     unscaled = slope in (None, 1.0) and inter in (None, 0.0)
-    return stored.name if stored.kind in "iub" and unscaled else None
+    return stored.name if unscaled else "float64"
 
 
 def _keep_stored_dtype(array: np.ndarray, image: Any) -> np.ndarray:
@@ -131,16 +134,19 @@ def _keep_stored_dtype(array: np.ndarray, image: Any) -> np.ndarray:
     otherwise write float32 (4x the size, and some tools then treat it as a probability map).
     """
     meta = getattr(image, "meta", None) or {}
-    stored = meta.get("stored_dtype")
-    if not stored or array.dtype.kind != "f" or not array.size:
+    try:
+        stored = np.dtype(meta.get("stored_dtype") or "float32")
+    except TypeError:  # not ours: leave the array alone
         return array
-    info = np.iinfo(np.dtype(stored)) if np.dtype(stored).kind in "iu" else np.iinfo(np.uint8)
-    finite = np.isfinite(array).all()
-    if not finite or array.min() < info.min or array.max() > info.max:
+    if stored.kind not in "iub" or array.dtype.kind != "f" or not array.size:
+        return array
+    target = np.dtype(np.uint8) if stored.kind == "b" else stored
+    info = np.iinfo(target)
+    if not np.isfinite(array).all() or array.min() < info.min or array.max() > info.max:
         return array
     if not np.array_equal(array, np.round(array)):
         return array  # values changed (resampled, normalised): keep what they are now
-    return array.astype(stored if np.dtype(stored).kind in "iu" else np.uint8)
+    return array.astype(target)
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:

@@ -95,3 +95,18 @@ def test_dicom_and_nifti_copies_give_the_same_preprocessed_volume():
         a["image"].as_tensor(), b["image"].as_tensor(), atol=2e-3
     )  # 0.5 HU / 400 HU window
     assert torch.equal(a["label"].as_tensor(), b["label"].as_tensor())
+
+
+def test_a_batch_of_nifti_files_of_different_stored_types_collates(tmp_path):
+    from monai.data import DataLoader, Dataset
+
+    from medtransfer.transforms import LoadVolumed
+
+    paths = []
+    for i, dtype in enumerate((np.int16, np.float32, np.uint8)):
+        paths.append(
+            mt.io.save(np.ones((4, 4, 3), dtype), tmp_path / f"{i}.nii.gz", affine=np.eye(4))
+        )
+    loader = DataLoader(Dataset([{"image": p} for p in paths], LoadVolumed("image")), batch_size=3)
+    batch = next(iter(loader))
+    assert tuple(batch["image"].shape) == (3, 1, 4, 4, 3)
