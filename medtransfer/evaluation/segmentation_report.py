@@ -28,7 +28,7 @@ from medtransfer.evaluation.postprocess_options import POSTPROCESS_OPTIONS, reso
 from medtransfer.evaluation.report import Report
 from medtransfer.evaluation.segmentation_accumulator import SegmentationAccumulator
 
-__all__ = ["POSTPROCESS_OPTIONS", "evaluate_segmentation"]
+__all__ = ["POSTPROCESS_OPTIONS", "evaluate_segmentation", "reference_on_grid"]
 
 _METRICS = ("dice", "nsd", "hd95")
 
@@ -41,7 +41,7 @@ def _load_image(image: Any) -> Any:
     return image
 
 
-def _reference(label: Any, case_id: str, pred: Any) -> np.ndarray:
+def reference_on_grid(label: Any, case_id: str, pred: Any) -> np.ndarray:
     """The reference label map as an integer array on the prediction's grid (checked)."""
     if isinstance(label, (str, os.PathLike)):
         from medtransfer.io import load
@@ -181,7 +181,7 @@ def evaluate_segmentation(
         image = _load_image(record[image_key])
         pred = predict(model, image, preset, roi_size=roi_size, overlap=overlap, tta=tta,
                        device=device, batch_size=batch_size)  # fmt: skip
-        ref = _reference(record[label_key], cid, pred)
+        ref = reference_on_grid(record[label_key], cid, pred)
         spacing = tuple(float(s) for s in pred.meta["spacing"])
         pred_np = pred.numpy()
         accumulators[""].update(pred_np[None, None], ref[None, None], spacing, [cid])

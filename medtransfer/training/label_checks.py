@@ -138,17 +138,17 @@ def _grid(x: torch.Tensor) -> str:
 
 def _check_grid(image: torch.Tensor, label: Any, case: str) -> None:
     """Shape and affine as ``evaluate_segmentation`` checks them (same rules and tolerance)."""
-    from medtransfer.evaluation.segmentation_report import _reference
+    from medtransfer.evaluation.segmentation_report import reference_on_grid
 
     label = label if isinstance(label, torch.Tensor) else torch.as_tensor(label)
     affine = getattr(image, "affine", None)
-    grid = SimpleNamespace(  # what _reference reads of the image (its prediction's grid)
+    grid = SimpleNamespace(  # what reference_on_grid reads of the image (its prediction's grid)
         shape=tuple(image.shape[1:]),
         ndim=image.ndim - 1,
         affine=torch.as_tensor(np.eye(4) if affine is None else affine),
     )
     try:
-        _reference(label, case, grid)
+        reference_on_grid(label, case, grid)
     except ConfigError as err:
         raise ConfigError(
             f"{err} Image {_source(image, 'image')}: {_grid(image)}; label "
