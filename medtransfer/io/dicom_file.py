@@ -13,12 +13,18 @@ from medtransfer.io.dicom_geometry import (
     FrameGeometry,
     NonUniformPolicy,
     TiltPolicy,
+    check_geometry_values,
     plan_volume,
 )
+from medtransfer.io.dicom_guard import reading
 from medtransfer.io.dicom_header import SliceHeader, read_header
-from medtransfer.io.dicom_intensity import to_physical
-from medtransfer.io.dicom_pixels import decode_dataset_frames, read_stored_frames
-from medtransfer.io.dicom_volume import resample_slices, series_meta
+from medtransfer.io.dicom_intensity import check_rescale, to_physical
+from medtransfer.io.dicom_pixels import (
+    check_pixel_header,
+    decode_dataset_frames,
+    read_stored_frames,
+)
+from medtransfer.io.dicom_volume import check_resample_budget, resample_slices, series_meta
 from medtransfer.io.image import make_image
 
 __all__ = ["load_dicom_file"]
@@ -45,7 +51,27 @@ def _functional(ds: Any, frame: int, sequence: str, keyword: str) -> Any:
     return value
 
 
+def _numbers(value: Any, count: int, field: str, label: str) -> tuple[float, ...]:
+    """``count`` numbers of a functional-group value, or a DicomError naming the field."""
+    try:
+        numbers = tuple(float(v) for v in value)
+    except (TypeError, ValueError) as err:
+        raise DicomError(
+            f"{label}: {field} is not a list of numbers; the header is damaged."
+        ) from err
+    if len(numbers) != count:
+        raise DicomError(f"{label}: {field} has {len(numbers)} values instead of {count}.")
+    return numbers
+
+
 def _enhanced_frames(ds: Any, header: SliceHeader) -> tuple[list[FrameGeometry], np.ndarray]:
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") or ()
+    if len(per_frame) < header.frames:  # checked before looping over a declared count
+        raise DicomError(
+            f"{header.path}: NumberOfFrames is {header.frames} but the per-frame functional "
+            f"groups describe only {len(per_frame)} frame(s); the header is damaged. Re-export "
+            "the file."
+        )
     frames, rescale = [], []
     for f in range(header.frames):
         position = _functional(ds, f, "PlanePositionSequence", "ImagePositionPatient")
@@ -56,12 +82,14 @@ def _enhanced_frames(ds: Any, header: SliceHeader) -> tuple[list[FrameGeometry],
                 f"{header.path}: frame {f + 1} of the enhanced multi-frame image has no plane "
                 "position/orientation, so frames cannot be placed in space."
             )
+        label = f"{header.path.name} frame {f + 1}"
+        pixel_spacing = _numbers(spacing, 2, "PixelSpacing", label) if spacing else (1.0, 1.0)
         frames.append(
             FrameGeometry(
-                label=f"{header.path.name} frame {f + 1}",
-                position=tuple(float(v) for v in position),
-                orientation=tuple(float(v) for v in orientation),
-                pixel_spacing=tuple(float(v) for v in spacing) if spacing else (1.0, 1.0),
+                label=label,
+                position=_numbers(position, 3, "ImagePositionPatient", label),  # type: ignore[arg-type]
+                orientation=_numbers(orientation, 6, "ImageOrientationPatient", label),
+                pixel_spacing=pixel_spacing,  # type: ignore[arg-type]
                 rows=header.rows,
                 columns=header.columns,
                 sop_uid=f"{header.sop_uid}#{f}",
@@ -69,12 +97,16 @@ def _enhanced_frames(ds: Any, header: SliceHeader) -> tuple[list[FrameGeometry],
         )
         slope = _functional(ds, f, "PixelValueTransformationSequence", "RescaleSlope")
         intercept = _functional(ds, f, "PixelValueTransformationSequence", "RescaleIntercept")
-        rescale.append(
-            (
-                float(slope) if slope not in (None, "") else header.rescale_slope,
-                float(intercept) if intercept not in (None, "") else header.rescale_intercept,
-            )
+        slope = _numbers([slope], 1, "RescaleSlope", label)[0] if slope not in (None, "") else None
+        intercept = (
+            _numbers([intercept], 1, "RescaleIntercept", label)[0]
+            if intercept not in (None, "")
+            else None
         )
+        slope = header.rescale_slope if slope is None else slope
+        intercept = header.rescale_intercept if intercept is None else intercept
+        check_rescale(slope, intercept, source=f"{header.path} frame {f + 1}")
+        rescale.append((slope, intercept))
     return frames, np.asarray(rescale, dtype=np.float64)
 
 
@@ -112,6 +144,11 @@ def _offset_frames(header: SliceHeader) -> list[FrameGeometry]:
     ]
 
 
+def _slice_shape(header: SliceHeader) -> tuple[int, ...]:
+    shape = (header.rows, header.columns)
+    return (*shape, header.samples_per_pixel) if header.samples_per_pixel > 1 else shape
+
+
 def _flat_affine(header: SliceHeader, step: float) -> np.ndarray:
     """Affine of a frame stack with no per-frame positions (X-ray, legacy multi-frame)."""
     row_spacing, col_spacing = header.pixel_spacing or (1.0, 1.0)
@@ -142,7 +179,17 @@ def load_dicom_file(
     - legacy multi-frame without per-frame positions: frames stacked along the third axis with
       SpacingBetweenSlices (else SliceThickness, else 1 mm) as the step.
     Colour images keep RGB as a last axis (``meta["original_channel_dim"] == -1``).
+
+    Every failure names the file: a :class:`DicomError` for a damaged header, pixel data that
+    disagrees with it, impossible geometry or scaling, or a declared size over the memory budget.
     """
+    with reading(path):
+        return _load_dicom_file(path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt)
+
+
+def _load_dicom_file(
+    path: Path, *, dtype: Any, nonuniform: NonUniformPolicy, gantry_tilt: TiltPolicy
+):
     import pydicom
 
     header = read_header(path, force=True)
@@ -156,18 +203,18 @@ def load_dicom_file(
             f"{path} has no image pixel data (modality {header.modality or 'unknown'}: e.g. a "
             "structure set, report or presentation state); load the image series it refers to."
         )
+    itemsize = np.dtype(dtype).itemsize
+    check_pixel_header(header, itemsize)  # sizes first: nothing allocated, no loop over frames
     meta = series_meta(header)
     meta["monochrome1_inverted"] = header.photometric == "MONOCHROME1"
     if header.is_enhanced:
-        try:
-            ds = pydicom.dcmread(path)
-        except Exception as err:  # corrupt enhanced files raise many pydicom error types
-            raise DicomError(f"Cannot read {path}: {type(err).__name__}: {err}") from err
+        ds = pydicom.dcmread(path)
         frames, rescale = _enhanced_frames(ds, header)
         stored = decode_dataset_frames(ds, path)
         geometry = plan_volume(
             frames, name=header.path.name, nonuniform=nonuniform, gantry_tilt=gantry_tilt
         )
+        check_resample_budget(geometry, stored.shape[1:], itemsize, source=path)
         volume = np.empty((len(geometry.order), *stored.shape[1:]), dtype=dtype)
         for k, f in enumerate(geometry.order):
             to_physical(
@@ -185,17 +232,29 @@ def load_dicom_file(
         meta["geometry_notes"] = list(geometry.notes)
     elif header.frame_offsets is not None and header.frames > 1 and header.position is not None:
         # RT dose grids: frame k sits at ImagePositionPatient + offset[k] along the normal.
+        check_rescale(header.rescale_slope, header.rescale_intercept, source=path)
         frames = _offset_frames(header)
         geometry = plan_volume(
             frames, name=header.path.name, nonuniform=nonuniform, gantry_tilt=gantry_tilt
         )
+        check_resample_budget(geometry, _slice_shape(header), itemsize, source=path)
         volume = _physical(read_stored_frames(header)[geometry.order], header, dtype)
         if geometry.resample_to is not None:
             volume = resample_slices(volume, geometry.slice_positions, geometry.resample_to)
         affine = geometry.affine
     else:
-        volume = _physical(read_stored_frames(header), header, dtype)
+        check_rescale(header.rescale_slope, header.rescale_intercept, source=path)
+        step_field = "SpacingBetweenSlices" if header.spacing_between_slices else "SliceThickness"
         step = header.spacing_between_slices or header.slice_thickness or 1.0
+        check_geometry_values(
+            str(path),
+            position=header.position,
+            orientation=header.orientation,
+            pixel_spacing=header.pixel_spacing,
+            slice_step=step,
+            step_field=step_field,
+        )
+        volume = _physical(read_stored_frames(header), header, dtype)
         affine = _flat_affine(header, abs(step))
         if header.position is None or header.orientation is None:
             meta["geometry_notes"] = [

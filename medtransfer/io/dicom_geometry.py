@@ -8,16 +8,18 @@ duplicate positions, missing slices, non-uniform spacing, positions off a line, 
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from medtransfer.errors import GeometryWarning, SeriesError
+from medtransfer.errors import DicomError, GeometryWarning, SeriesError
 
-__all__ = ["FrameGeometry", "VolumeGeometry", "plan_volume", "LPS_TO_RAS"]
+__all__ = ["FrameGeometry", "VolumeGeometry", "check_geometry_values", "plan_volume", "LPS_TO_RAS"]
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 ORIENTATION_TOLERANCE = 1e-3  # direction cosines are written with limited decimals
@@ -51,6 +53,72 @@ class VolumeGeometry:
     dropped_duplicates: list[int] = field(default_factory=list)
     tilt_degrees: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+
+def _finite(values: Sequence[float] | None) -> bool:
+    return values is None or all(math.isfinite(v) for v in values)
+
+
+def _orthonormal(orientation: Sequence[float], tolerance: float = 0.01) -> bool:
+    row, column = orientation[:3], orientation[3:]
+    dot = sum(r * c for r, c in zip(row, column))
+    return (
+        abs(math.hypot(*row) - 1) <= tolerance
+        and abs(math.hypot(*column) - 1) <= tolerance
+        and abs(dot) <= tolerance
+    )
+
+
+def check_geometry_values(
+    label: str,
+    *,
+    position: Sequence[float] | None = None,
+    orientation: Sequence[float] | None = None,
+    pixel_spacing: Sequence[float] | None = None,
+    slice_step: float | None = None,
+    step_field: str = "SliceThickness",
+) -> None:
+    """Refuse geometry no real image has: NaN/inf anywhere, a zero or negative pixel spacing,
+    ImageOrientationPatient that is not two orthogonal unit vectors (within 1%, as written with
+    few decimals). ``None`` means absent (not checked).
+
+    Raises:
+        DicomError: naming ``label`` (the file) and the field; geometry values are not PHI,
+            so they are shown.
+
+    Example:
+        >>> check_geometry_values("a.dcm", pixel_spacing=(0.7, 0.7))
+        >>> try:
+        ...     check_geometry_values("a.dcm", pixel_spacing=(0.0, 0.7))
+        ... except DicomError as err:
+        ...     print(str(err)[:40])
+        a.dcm: PixelSpacing (0.0, 0.7) is not tw
+    """
+    problems = []
+    if not _finite(position):
+        problems.append(f"ImagePositionPatient {tuple(position)} is not three finite numbers")
+    if orientation is not None:
+        if not _finite(orientation):
+            problems.append(
+                f"ImageOrientationPatient {tuple(orientation)} is not six finite numbers"
+            )
+        elif min(math.hypot(*orientation[:3]), math.hypot(*orientation[3:])) < 1e-3:
+            problems.append(
+                f"ImageOrientationPatient {tuple(orientation)} has a zero-length direction"
+            )
+        elif not _orthonormal(orientation):
+            problems.append(
+                f"ImageOrientationPatient {tuple(orientation)} is not two orthogonal unit vectors"
+            )
+    if pixel_spacing is not None and not (_finite(pixel_spacing) and min(pixel_spacing) > 0):
+        problems.append(f"PixelSpacing {tuple(pixel_spacing)} is not two positive numbers")
+    if slice_step is not None and not math.isfinite(slice_step):
+        problems.append(f"{step_field} {slice_step} is not a finite number")
+    if problems:
+        raise DicomError(
+            f"{label}: {'; '.join(problems)}. No real image has this geometry: the header is "
+            "damaged. Re-export the file, or remove it from the series."
+        )
 
 
 def _series_label(name: str | None) -> str:
@@ -144,6 +212,13 @@ def plan_volume(
     """
     if not frames:
         raise SeriesError(f"{_series_label(name)} has no image frames.")
+    for frame in frames:
+        check_geometry_values(
+            frame.label,
+            position=frame.position,
+            orientation=frame.orientation,
+            pixel_spacing=frame.pixel_spacing,
+        )
     _check_uniform_frames(frames, name)
     orientation = np.asarray(frames[0].orientation, dtype=np.float64)
     row_cos, col_cos = orientation[:3], orientation[3:]
@@ -161,6 +236,7 @@ def plan_volume(
     notes: list[str] = []
 
     if len(frames) == 1:
+        check_geometry_values(frames[0].label, slice_step=single_slice_thickness)
         thickness_step = normal * single_slice_thickness
         affine_lps = np.eye(4)
         affine_lps[:3, 0], affine_lps[:3, 1] = row_cos * col_spacing, col_cos * row_spacing

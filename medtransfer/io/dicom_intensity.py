@@ -2,9 +2,39 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["invert_monochrome1", "to_physical"]
+from medtransfer.errors import DicomError
+
+__all__ = ["check_rescale", "invert_monochrome1", "to_physical"]
+
+
+def check_rescale(slope: float, intercept: float, *, source: object) -> None:
+    """Refuse a rescale no real image has: slope 0, NaN or inf; intercept NaN or inf.
+
+    Raises:
+        DicomError: naming ``source`` (the file) and the field.
+
+    Example:
+        >>> check_rescale(1.0, -1024.0, source="a.dcm")
+        >>> try:
+        ...     check_rescale(0.0, -1024.0, source="a.dcm")
+        ... except DicomError as err:
+        ...     print(str(err)[:56])
+        a.dcm: RescaleSlope 0.0 is not a finite, non-zero number
+    """
+    if not math.isfinite(slope) or slope == 0:
+        problem = f"RescaleSlope {slope} is not a finite, non-zero number"
+    elif not math.isfinite(intercept):
+        problem = f"RescaleIntercept {intercept} is not a finite number"
+    else:
+        return
+    raise DicomError(
+        f"{source}: {problem}, so stored values cannot be turned into physical ones (HU). The "
+        "header is damaged: re-export the file, or remove it from the series."
+    )
 
 
 def invert_monochrome1(stored: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:

@@ -7,14 +7,27 @@ from typing import Any
 
 import numpy as np
 
-from medtransfer.errors import SeriesError
-from medtransfer.io.dicom_geometry import FrameGeometry, NonUniformPolicy, TiltPolicy, plan_volume
+from medtransfer.errors import DicomError, SeriesError
+from medtransfer.io.dicom_geometry import (
+    FrameGeometry,
+    NonUniformPolicy,
+    TiltPolicy,
+    VolumeGeometry,
+    plan_volume,
+)
 from medtransfer.io.dicom_header import SliceHeader
-from medtransfer.io.dicom_intensity import to_physical
-from medtransfer.io.dicom_pixels import read_stored_frames
+from medtransfer.io.dicom_intensity import check_rescale, to_physical
+from medtransfer.io.dicom_pixels import check_pixel_header, read_stored_frames
 from medtransfer.io.image import make_image
+from medtransfer.io.limits import check_memory_budget
 
-__all__ = ["frame_geometry", "load_series_files", "series_meta", "resample_slices"]
+__all__ = [
+    "check_resample_budget",
+    "frame_geometry",
+    "load_series_files",
+    "series_meta",
+    "resample_slices",
+]
 
 
 def series_meta(header: SliceHeader) -> dict[str, Any]:
@@ -36,6 +49,20 @@ def resample_slices(volume: np.ndarray, positions: np.ndarray, targets: np.ndarr
     weight = ((targets - positions[lower]) / span).astype(volume.dtype)
     shape = (-1,) + (1,) * (volume.ndim - 1)
     return volume[lower] * (1 - weight).reshape(shape) + volume[upper] * weight.reshape(shape)
+
+
+def check_resample_budget(
+    geometry: VolumeGeometry, slice_shape: tuple[int, ...], itemsize: int, *, source: object
+) -> None:
+    """Refuse to resample onto more slices than the memory budget allows (positions far apart
+    in a damaged header would ask for millions of slices)."""
+    if geometry.resample_to is not None:
+        check_memory_budget(
+            len(geometry.resample_to) * int(np.prod(slice_shape)) * itemsize,
+            path=source,
+            what=f"resampling onto {len(geometry.resample_to)} uniformly spaced slices",
+            error=DicomError,
+        )
 
 
 def frame_geometry(header: SliceHeader) -> FrameGeometry:
@@ -84,7 +111,17 @@ def load_series_files(
             f"series {name} mixes {len(multi)} multi-frame file(s) (e.g. {multi[0]}) with other files; "
             "load each multi-frame file on its own with mt.io.load(file)."
         )
-    thickness = headers[0].slice_thickness or 1.0
+    kinds = {h.samples_per_pixel for h in headers}
+    if len(kinds) > 1:
+        raise SeriesError(
+            f"series {name} mixes {sorted(kinds)} samples per pixel (grey and colour files); "
+            "load the files of one kind."
+        )
+    itemsize = np.dtype(dtype).itemsize
+    for header in headers:  # every header is checked before anything is allocated
+        check_pixel_header(header, itemsize)
+        check_rescale(header.rescale_slope, header.rescale_intercept, source=header.path)
+    thickness = abs(headers[0].slice_thickness or 1.0)  # used for one slice; NaN is refused
     geometry = plan_volume(
         [frame_geometry(h) for h in headers],
         name=name,
@@ -96,6 +133,13 @@ def load_series_files(
     first = ordered[0]
     samples = first.samples_per_pixel
     shape = (len(ordered), first.rows, first.columns) + ((samples,) if samples > 1 else ())
+    check_memory_budget(
+        int(np.prod(shape)) * itemsize,
+        path=source,
+        what=f"series {name} ({len(ordered)} slices of {first.rows} x {first.columns})",
+        error=DicomError,
+    )
+    check_resample_budget(geometry, shape[1:], itemsize, source=source)
     volume = np.empty(shape, dtype=dtype)
 
     def fill(k: int) -> None:

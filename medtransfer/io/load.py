@@ -3,21 +3,72 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from medtransfer.errors import DicomError, InputPathError, SeriesError
+from medtransfer.errors import ConfigError, DataWarning, DicomError, InputPathError, SeriesError
 from medtransfer.io.dicom_file import load_dicom_file
 from medtransfer.io.dicom_geometry import NonUniformPolicy, TiltPolicy
+from medtransfer.io.dicom_header import SliceHeader
 from medtransfer.io.dicom_volume import load_series_files
 from medtransfer.io.nifti import is_nifti_path, load_nifti
-from medtransfer.io.series_discovery import describe_series, scan_folder
+from medtransfer.io.series_discovery import (
+    ScanResult,
+    UnreadableFile,
+    describe_series,
+    name_files,
+    scan_folder,
+)
 
-__all__ = ["choose_series", "load"]
+__all__ = ["choose_series", "load", "unreadable_members"]
 
 SeriesPolicy = Literal["largest"]
+UnreadablePolicy = Literal["error", "warn"]
+
+
+def unreadable_members(
+    scan: ScanResult, uid: str, headers: list[SliceHeader]
+) -> list[UnreadableFile]:
+    """The unreadable files of ``scan`` that may be slices of series ``uid``.
+
+    Any of them in a folder that holds files of the series (its partial header could name
+    another series only because the damage hit the UID); one whose damaged header still names
+    the series; and one that claims to be DICOM (marker) with no readable series at all.
+    Elsewhere, a file only named like DICOM (an empty ``x.dcm``) or naming another series is
+    not a member.
+    """
+    folders = {h.path.parent for h in headers}
+    return [
+        u
+        for u in scan.unreadable
+        if u.path.parent in folders or u.series_uid == uid or (u.claims_dicom and not u.series_uid)
+    ]
+
+
+def _handle_unreadable(
+    folder: Path, scan: ScanResult, uid: str, headers: list[SliceHeader], policy: str
+) -> None:
+    members = unreadable_members(scan, uid, headers)
+    if not members:
+        return
+    names = name_files([u.path for u in members], folder)
+    if policy == "error":
+        raise DicomError(
+            f"{len(members)} file(s) in {folder} may be slices of series {uid} but cannot be "
+            f"read: {names}. {members[0].reason} Nothing was loaded, because the volume could "
+            "be missing those slices. Re-export or remove them, or pass on_unreadable='warn' to "
+            "load the series without them."
+        )
+    warnings.warn(
+        f"Skipped {len(members)} unreadable file(s) in {folder} that may be slices of series "
+        f"{uid}: {names}. {members[0].reason} The volume is built from the other "
+        f"{len(headers)} file(s); check that none is missing.",
+        DataWarning,
+        stacklevel=3,
+    )
 
 
 def choose_series(folder: Path, scan, series_uid: str | None, select: SeriesPolicy | None):
@@ -72,6 +123,7 @@ def load(
     dtype: Any = np.float32,
     nonuniform: NonUniformPolicy = "error",
     gantry_tilt: TiltPolicy = "warn",
+    on_unreadable: UnreadablePolicy = "error",
 ):
     """Load a NIfTI file, a DICOM series folder or a single DICOM file as a MetaTensor.
 
@@ -93,10 +145,17 @@ def load(
             ``"resample"`` interpolates them linearly onto a uniform grid (with a warning).
         gantry_tilt: ``"warn"`` (default) keeps a tilted acquisition as an exact sheared affine;
             ``"error"`` refuses it.
+        on_unreadable: a file of the folder that may be a slice of the series but cannot be
+            read (empty, truncated, damaged header) raises by default, since the volume could
+            silently miss that slice; ``"warn"`` skips it with a
+            :class:`~medtransfer.errors.DataWarning` that names it.
 
     Raises:
-        InputPathError: the path does not exist.
-        NiftiError, DicomError: the file cannot be read or decoded.
+        InputPathError: the path does not exist, or is neither a regular file nor a folder
+            (a FIFO, a device).
+        NiftiError, DicomError: the file cannot be read or decoded; its header disagrees with
+            its pixel data; impossible geometry or scaling (PixelSpacing 0, RescaleSlope NaN...);
+            declared sizes beyond the file or the memory budget; unreadable slices.
         SeriesError: several series and none chosen; missing/duplicate slices; mixed sizes or
             orientations; positions that do not form one stack.
 
@@ -109,25 +168,35 @@ def load(
         ((8, 8, 3), 40.0, (1.0, 1.0, 1.0))
     """
     path = Path(path)
+    if on_unreadable not in ("error", "warn"):
+        raise ConfigError(
+            f"on_unreadable={on_unreadable!r:.40} is not one of 'error' (default) or 'warn'."
+        )
     if not path.exists():
         raise InputPathError(
             f"Not found: {path}. Pass a .nii/.nii.gz file, a DICOM file, or a folder of DICOM files."
         )
-    if path.is_file() and is_nifti_path(path):
+    is_file = path.is_file()
+    if not is_file and not path.is_dir():
+        raise InputPathError(
+            f"{path} is not a regular file or a folder (a FIFO, a device or a socket), so it is "
+            "not read. Pass a .nii/.nii.gz file, a DICOM file, or a folder of DICOM files."
+        )
+    if is_file and is_nifti_path(path):
         return load_nifti(path, dtype=dtype)
     if dtype is None:
         dtype = np.float32
-    if path.is_file():
+    if is_file:
         return load_dicom_file(path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt)
     scan = scan_folder(path)
-    uid, headers = choose_series(path, scan, series_uid, select)
-    if scan.unreadable:
-        names = ", ".join(str(p.name) for p, _ in scan.unreadable[:5])
+    if scan.unreadable and not scan.series:
+        names = name_files([u.path for u in scan.unreadable], path)
         raise DicomError(
-            f"{len(scan.unreadable)} file(s) in {path} look like DICOM but cannot be read (e.g. "
-            f"{names}): {scan.unreadable[0][1]} They may be slices of this series, so nothing was "
-            "loaded. Remove or re-export them."
+            f"No readable DICOM file in {path}: {len(scan.unreadable)} file(s) look like DICOM "
+            f"but cannot be read ({names}). {scan.unreadable[0].reason}"
         )
+    uid, headers = choose_series(path, scan, series_uid, select)
+    _handle_unreadable(path, scan, uid, headers, on_unreadable)
     if len(headers) == 1 and (headers[0].frames > 1 or headers[0].is_enhanced):
         return load_dicom_file(
             headers[0].path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt

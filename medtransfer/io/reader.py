@@ -25,7 +25,9 @@ class MedTransferReader(ImageReader):
     first (channel) axis, as MONAI's own readers do; their geometry must agree.
 
     Args:
-        **load_kwargs: passed to :func:`medtransfer.io.load` (``select``, ``nonuniform``, ...).
+        **load_kwargs: passed to :func:`medtransfer.io.load` (``select``, ``nonuniform``,
+            ``on_unreadable``, ...). ``MedTransferReader(on_unreadable="warn")`` skips damaged
+            slices with a :class:`~medtransfer.errors.DataWarning` instead of failing the case.
 
     Example:
         >>> from monai.transforms import LoadImaged

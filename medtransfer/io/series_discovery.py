@@ -8,15 +8,39 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from medtransfer.errors import DicomError, InputPathError, MedTransferError, MedTransferWarning
+from medtransfer.errors import DataWarning, DicomError, InputPathError, MedTransferError
 from medtransfer.io.dicom_geometry import FrameGeometry, plan_volume
+from medtransfer.io.dicom_guard import UnreadableFileError
 from medtransfer.io.dicom_header import SliceHeader, read_header
 from medtransfer.io.series_info import SeriesInfo
 
-__all__ = ["ScanResult", "list_series", "scan_folder", "describe_series"]
+__all__ = [
+    "ScanResult",
+    "UnreadableFile",
+    "describe_series",
+    "list_series",
+    "name_files",
+    "scan_folder",
+]
+
+
+class UnreadableFile(NamedTuple):
+    """A file of a scan that looks like DICOM but cannot be read.
+
+    ``series_uid``: the SeriesInstanceUID a damaged header still holds ("" when unknown).
+    ``claims_dicom``: the file says it is DICOM (marker or partial header); when False only its
+    name and first bytes suggest it (e.g. an empty ``.dcm`` file), so only a series in the same
+    folder should care.
+    """
+
+    path: Path
+    reason: str
+    series_uid: str = ""
+    claims_dicom: bool = True
 
 
 @dataclass
@@ -24,36 +48,75 @@ class ScanResult:
     """Headers of a folder tree grouped by SeriesInstanceUID, plus what could not be read."""
 
     series: dict[str, list[SliceHeader]]
-    unreadable: list[tuple[Path, str]]
+    unreadable: list[UnreadableFile]
     n_files: int
 
 
 def _walk_files(root: Path) -> list[Path]:
-    files = []
-    for folder, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        files.extend(Path(folder) / name for name in sorted(filenames) if not name.startswith("."))
+    """Regular files under ``root`` in sorted, top-down order; hidden entries are skipped.
+
+    FIFOs, sockets and devices (also through symlinks) are skipped: reading them would block or
+    never end. ``DirEntry`` knows the type of most entries without a system call; only symlinks
+    cost a stat. Symlinked folders are not followed (as ``os.walk``), symlinked files are.
+    """
+    files: list[Path] = []
+    folders = [str(root)]
+    while folders:
+        folder = folders.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(
+                    (e for e in it if not e.name.startswith(".")), key=lambda e: e.name
+                )
+        except OSError:
+            continue
+        subfolders = []
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subfolders.append(entry.path)
+                elif entry.is_file():
+                    files.append(Path(entry.path))
+            except OSError:
+                continue
+        folders.extend(reversed(subfolders))
     return files
 
 
 _MAYBE_DICOM_SUFFIXES = {"", ".dcm", ".dicom", ".ima"}
 
 
-def _read(path: Path) -> tuple[Path, SliceHeader | None, str | None]:
+def _read(path: Path) -> tuple[SliceHeader | None, UnreadableFile | None]:
     # Part 10 files carry 'DICM'; older exports without it are tried when named like DICOM.
     force = path.suffix.lower() in _MAYBE_DICOM_SUFFIXES or path.suffix[1:].isdigit()
     try:
-        return path, read_header(path, force=force), None
+        return read_header(path, force=force), None
+    except UnreadableFileError as err:
+        return None, UnreadableFile(path, str(err), err.series_uid, err.claims_dicom)
     except DicomError as err:
-        return path, None, str(err)
+        return None, UnreadableFile(path, str(err))
+
+
+def name_files(paths: list[Path], root: Path, limit: int = 5) -> str:
+    """'a.dcm, sub/b.dcm and 3 more': paths relative to ``root`` for messages."""
+
+    def relative(path: Path) -> str:
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            return str(path)
+
+    names = ", ".join(relative(p) for p in paths[:limit])
+    return names + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
 def scan_folder(root: str | os.PathLike[str], *, workers: int | None = None) -> ScanResult:
-    """Parse the header of every file under ``root`` (threads; pixels are skipped).
+    """Parse the header of every regular file under ``root`` (threads; pixels are skipped).
 
     Files without the DICOM 'DICM' marker are ignored unless named like DICOM (``.dcm``,
-    ``.ima``, no suffix, or a numeric suffix) and parse with a SeriesInstanceUID; DICOMDIR is
-    ignored. Files that carry the marker but cannot be parsed are listed in ``unreadable``.
+    ``.ima``, no suffix, or a numeric suffix) and parse with a SeriesInstanceUID; DICOMDIR,
+    FIFOs and devices are ignored. Files that cannot be read are listed in ``unreadable`` when
+    they carry the marker, or are named like DICOM and are empty or start like DICOM.
     """
     root = Path(root)
     if not root.exists():
@@ -63,11 +126,11 @@ def scan_folder(root: str | os.PathLike[str], *, workers: int | None = None) -> 
     files = _walk_files(root)
     workers = workers or min(8, 2 * (os.cpu_count() or 1))
     series: dict[str, list[SliceHeader]] = defaultdict(list)
-    unreadable: list[tuple[Path, str]] = []
+    unreadable: list[UnreadableFile] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for path, header, error in pool.map(_read, files, chunksize=16):
+        for header, error in pool.map(_read, files, chunksize=16):
             if error is not None:
-                unreadable.append((path, error))
+                unreadable.append(error)
             elif header is not None:
                 series[header.series_uid or "(no SeriesInstanceUID)"].append(header)
     return ScanResult(dict(series), unreadable, len(files))
@@ -152,11 +215,11 @@ def list_series(path: str | os.PathLike[str], *, workers: int | None = None) -> 
     """
     scan = scan_folder(path, workers=workers)
     if scan.unreadable:
-        names = ", ".join(p.name for p, _ in scan.unreadable[:5])
+        names = name_files([u.path for u in scan.unreadable], Path(path))
         warnings.warn(
             f"{len(scan.unreadable)} file(s) under {path} look like DICOM but cannot be read "
-            f"(e.g. {names}); they are left out.",
-            MedTransferWarning,
+            f"and are left out: {names}. First problem: {scan.unreadable[0].reason}",
+            DataWarning,
             stacklevel=2,
         )
     infos = [describe_series(uid, headers) for uid, headers in scan.series.items()]
