@@ -36,7 +36,6 @@ def series_meta(header: SliceHeader) -> dict[str, Any]:
         "format": "dicom",
         "modality": header.modality,
         "series_uid": header.series_uid,
-        "series_description": header.description,
         "transfer_syntax": header.transfer_syntax,
     }
 

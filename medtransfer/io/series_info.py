@@ -1,4 +1,9 @@
-"""SeriesInfo: what ``list_series`` reports about one DICOM series (no PHI in its repr)."""
+"""SeriesInfo: what ``list_series`` reports about one DICOM series (no PHI in its repr).
+
+SeriesDescription, StudyDate and the file paths stay out of the repr and out of ``summary()``,
+which error messages use: the description is free text that often holds names (DICOM's basic
+de-identification profile, PS3.15 E.1, removes it).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ class SeriesInfo:
     Attributes:
         uid: SeriesInstanceUID; pass it to ``mt.io.load(folder, series_uid=uid)``.
         modality: e.g. "CT", "MR", "RTSTRUCT".
-        description: SeriesDescription (protocol text).
+        description: SeriesDescription (free text that may identify the patient: not in the repr,
+            ``summary()`` or error messages; ``medtransfer inspect --show-phi`` shows it).
         series_number: SeriesNumber, when present.
         n_files: number of files of the series.
         n_frames: number of 2D frames (files x frames per file).
@@ -32,12 +38,12 @@ class SeriesInfo:
         >>> SeriesInfo(uid="1.2.3", modality="CT", description="abdomen", series_number=2,
         ...            n_files=3, n_frames=3, shape=(4, 4, 3), spacing=(0.7, 0.7, 2.5),
         ...            orientation="LPS")
-        SeriesInfo(uid='1.2.3', modality='CT', description='abdomen', series_number=2, n_files=3, n_frames=3, shape=(4, 4, 3), spacing=(0.7, 0.7, 2.5), orientation='LPS', problems=())
+        SeriesInfo(uid='1.2.3', modality='CT', series_number=2, n_files=3, n_frames=3, shape=(4, 4, 3), spacing=(0.7, 0.7, 2.5), orientation='LPS', problems=())
     """
 
     uid: str
     modality: str
-    description: str
+    description: str = field(repr=False)
     series_number: int | None
     n_files: int
     n_frames: int
@@ -55,7 +61,8 @@ class SeriesInfo:
         return self.shape is not None
 
     def summary(self) -> str:
-        """One line for tables and error messages."""
+        """One line for tables and error messages (series number, never the description)."""
         shape = "x".join(str(s) for s in self.shape) if self.shape else "no pixels"
-        desc = f" '{self.description}'" if self.description else ""
-        return f"{self.uid} {self.modality}{desc}: {self.n_frames} frame(s), {shape}"
+        number = f" #{self.series_number}" if self.series_number is not None else ""
+        frames = f"{self.n_frames} frame{'s' if self.n_frames != 1 else ''}"
+        return f"{self.uid}{number} {self.modality}: {frames}, {shape}"

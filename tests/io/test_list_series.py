@@ -92,3 +92,19 @@ def test_scan_skips_pixels(tmp_path, monkeypatch):
     monkeypatch.setattr(np, "fromfile", lambda *a, **k: calls.append(a))
     mt.io.list_series(tmp_path)
     assert calls == []
+
+
+def test_series_description_stays_out_of_repr_and_error_messages(tmp_path):
+    from medtransfer.errors import SeriesError
+    from tests.fixtures import write_series
+
+    name = "Doe^Jane follow-up"
+    write_series(tmp_path / "a", series_description=name)
+    write_series(tmp_path / "b", series_description=name)
+    infos = mt.io.list_series(tmp_path)
+    assert all(info.description == name for info in infos)  # the API still has it
+    assert all("Doe" not in repr(info) and "Doe" not in info.summary() for info in infos)
+    with pytest.raises(SeriesError) as err:
+        mt.io.load(tmp_path)
+    assert "Doe" not in str(err.value) and "2 image series" in str(err.value)
+    assert "Doe" not in repr(mt.io.load(tmp_path / "a").meta)
