@@ -245,7 +245,8 @@ def _inspect_table(args: argparse.Namespace) -> int:
         series = mt.io.list_series(path)
         if series:
             rows = [_series_row(s, args.show_phi) for s in series]
-            columns = ["uid", "modality", "files", "shape", "spacing", "orientation", "problems"]
+            columns = ["uid", "modality", "files", "shape", "spacing", "origin", "orientation"]
+            columns += ["problems"]
             if args.show_phi:  # free text and identifiers: only when asked (PS3.15 removes them)
                 columns += ["description", "study_date", "patient_id", "patient_name"]
             print(_table(rows, columns))
@@ -283,6 +284,7 @@ def _series_row(info: Any, show_phi: bool) -> dict[str, Any]:
         "files": info.n_files,
         "shape": _fmt(info.shape, 0) if info.shape else "no pixels",
         "spacing": _fmt(info.spacing),
+        "origin": ", ".join(f"{v:.1f}" for v in info.origin) if info.origin else "?",
         "orientation": info.orientation or "?",
         "problems": "; ".join(info.problems) or "none",
     }

@@ -146,7 +146,7 @@ def describe_series(uid: str, headers: list[SliceHeader]) -> SeriesInfo:
     """Summarise one series; geometry problems are reported in ``problems``, never raised."""
     first = headers[0]
     n_frames = sum(h.frames for h in headers)
-    shape = spacing = orientation = None
+    shape = spacing = orientation = origin = None
     problems: list[str] = []
     if first.has_pixels:
         shape = (
@@ -174,6 +174,7 @@ def describe_series(uid: str, headers: list[SliceHeader]) -> SeriesInfo:
                 shape = (first.columns, first.rows, len(geometry.order))
                 spacing = tuple(float(v) for v in np.linalg.norm(geometry.affine[:3, :3], axis=0))
                 orientation = _axcodes(geometry.affine)
+                origin = tuple(float(v) for v in geometry.affine[:3, 3])
             except MedTransferError as err:
                 problems.append(str(err))
         elif first.pixel_spacing is not None:
@@ -192,6 +193,7 @@ def describe_series(uid: str, headers: list[SliceHeader]) -> SeriesInfo:
         study_date=first.study_date,
         study_uid=first.study_uid,
         files=tuple(sorted(h.path for h in headers)),
+        origin=origin,
     )
 
 

@@ -33,6 +33,8 @@ class SeriesInfo:
         study_date: StudyDate (YYYYMMDD); a date is identifying, so it stays out of the repr.
         study_uid: StudyInstanceUID (not in the repr).
         files: paths of the series' files (not in the repr).
+        origin: RAS+ position (mm) of voxel (0, 0, 0) of the volume ``load`` would return, when
+            the slices form one stack (not in the repr).
 
     Example:
         >>> SeriesInfo(uid="1.2.3", modality="CT", description="abdomen", series_number=2,
@@ -54,6 +56,7 @@ class SeriesInfo:
     study_date: str = field(default="", repr=False)
     study_uid: str = field(default="", repr=False)
     files: tuple[Path, ...] = field(default=(), repr=False, compare=False)
+    origin: tuple[float, float, float] | None = field(default=None, repr=False)
 
     @property
     def has_pixels(self) -> bool:

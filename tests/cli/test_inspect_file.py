@@ -56,3 +56,13 @@ def test_pydicom_warnings_are_counted_not_dumped(capsys):
     err = capsys.readouterr().err
     assert "pydicom warning about non-standard header values hidden" in err
     assert "UserWarning" not in err
+
+
+def test_series_rows_show_the_origin_of_the_loaded_volume(tmp_path, capsys):
+    from tests.fixtures import write_series
+
+    write_series(tmp_path)
+    origin = mt.io.load(tmp_path).affine.numpy()[:3, 3]
+    assert main(["inspect", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "origin" in out and ", ".join(f"{v:.1f}" for v in origin) in out
