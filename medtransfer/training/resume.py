@@ -57,8 +57,13 @@ def restore_training_state(
         loop = LoopState(**payload["loop"])
         history = History.from_dict(payload["history"])
     except (RuntimeError, ValueError, KeyError, TypeError) as err:
+        from medtransfer.evaluation.checkpoint_fit import describe_mismatch
+
+        model_state = payload.get("model") if isinstance(payload.get("model"), dict) else {}
+        what = describe_mismatch(model_state, unwrap(rt.model).state_dict())
+        detail = what or f"{type(err).__name__}: {str(err)[:300]}"
         raise ModelError(
-            f"Checkpoint {path} does not match this model/strategy ({err}). Resume with the "
+            f"Checkpoint {path} does not match this model/strategy: {detail}. Resume with the "
             "same model, strategy and optimizer settings, or start a new run_dir."
         ) from err
     set_rng_state(payload["rng"])
