@@ -277,7 +277,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     _, val, test = _split(cfg, records)
     cases = test if cfg.evaluation.subset == "test" and test else val
     model, cfg = _trained_model(cfg, names, args.checkpoint, records)
-    print(f"Evaluating {args.checkpoint} on {len(cases)} held-out cases")
+    noun = "held-out case" if len(cases) == 1 else "held-out cases"
+    print(f"Evaluating {args.checkpoint} on {len(cases)} {noun}")
     out = args.output or args.checkpoint.resolve().parent.parent / "evaluation"
     _refuse_to_replace_reports(out, args.overwrite)  # before the (long) evaluation
     report = _evaluate_report(cfg, model, cases, names, records)
@@ -309,6 +310,7 @@ def predict_command(args: argparse.Namespace) -> int:
     check_predict_inputs(args.input, args.format)  # before the model and any inference
     names = _class_names(cfg)
     options = _postprocess(cfg, names)
+    labels = cfg.seg_labels(names) if args.format != "nifti" else None  # before the model
     model, cfg = _trained_model(cfg, names, args.checkpoint)
     preset = _preset(cfg, names)
     print(_postprocess_line(options, names))
@@ -322,7 +324,6 @@ def predict_command(args: argparse.Namespace) -> int:
         if args.format == "nifti":
             written = mt.io.save(mask, args.output / f"{stem}_seg.nii.gz")
         else:
-            labels = {i + 1: n for i, n in enumerate(names or [])} or None
             written = mt.io.save_dicom_seg(mask, image, args.output / f"{stem}_seg.dcm", labels)
         print(f"{image} -> {written}")
     noun = "mask" if len(args.input) == 1 else "masks"

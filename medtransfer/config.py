@@ -39,6 +39,7 @@ from medtransfer.config_sections import (
     OutputConfig,
     PostprocessConfig,
     PreprocessingConfig,
+    SegmentCodeConfig,
     SplitConfig,
     TrainingConfig,
     _fail,
@@ -56,6 +57,7 @@ __all__ = [
     "PostprocessConfig",
     "PreprocessingConfig",
     "RunConfig",
+    "SegmentCodeConfig",
     "SplitConfig",
     "TrainingConfig",
     "load_config",
@@ -100,6 +102,9 @@ class RunConfig(_Section):
                 )
         if names is not None and self.data.task == "segmentation":
             problems.update(self._postprocess_class_problems(names))
+            problems.update(_segment_code_problems(self.output.segment_codes, names))
+        if self.output.segment_codes and self.data.task != "segmentation":
+            problems["output.segment_codes"] = "is for data.task='segmentation' (DICOM-SEG)"
         _fail(**problems)
         return self
 
@@ -120,6 +125,26 @@ class RunConfig(_Section):
                     f"label values 1..{len(names)})"
                 )
         return problems
+
+    def seg_labels(self, names: list[str] | None) -> dict[int, Any] | None:
+        """``labels`` of ``mt.io.save_dicom_seg``: class names, with ``output.segment_codes``.
+
+        Args:
+            names: the foreground class names (label 1, 2, ...), or None (unnamed segments).
+
+        Raises:
+            ConfigError: ``output.segment_codes`` names a class that is not in ``names``.
+        """
+        codes = self.output.segment_codes
+        for field, problem in _segment_code_problems(codes, names or []).items():
+            raise ConfigError(f"{field}: {problem}.")
+        if not names:
+            return None
+        by_value = {_class_value(key, names): entry for key, entry in codes.items()}
+        return {
+            value: by_value[value].as_label(name) if value in by_value else name
+            for value, name in enumerate(names, start=1)
+        }
 
     def derived_in_channels(self) -> int:
         """``model.in_channels``, or the channels preprocessing makes."""
@@ -258,6 +283,30 @@ class RunConfig(_Section):
     def to_yaml(self) -> str:
         """The config as YAML text (loadable again by :func:`load_config`)."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _class_value(key: int | str, names: list[str]) -> int | None:
+    """Label value (1, 2, ...) of a class given by name (any case) or value; None if unknown."""
+    text = str(key).strip()
+    if text.isdigit():
+        return int(text) if 1 <= int(text) <= len(names) else None
+    folded = [n.casefold() for n in names]
+    return folded.index(text.casefold()) + 1 if text.casefold() in folded else None
+
+
+def _segment_code_problems(codes: dict[Any, Any], names: list[str]) -> dict[str, str]:
+    """``output.segment_codes`` keys that are not foreground classes."""
+    for key in codes:
+        if _class_value(key, names) is None:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            known = (
+                f"Classes: {', '.join(names)} (or label values 1..{len(names)})"
+                if names
+                else "the model has no class names (set data.class_names)"
+            )
+            return {"output.segment_codes": f"{shorten(key)} is not a class; {hint}{known}"}
+    return {}
 
 
 # ------------------------------------------------------------------------------- loading

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from medtransfer.config_messages import shorten
 
@@ -28,6 +28,7 @@ __all__ = [
     "OutputConfig",
     "PostprocessConfig",
     "PreprocessingConfig",
+    "SegmentCodeConfig",
     "SplitConfig",
     "TrainingConfig",
 ]
@@ -286,7 +287,34 @@ class EvaluationConfig(_Section):
         return value
 
 
+# a code value read from YAML may be a number (91723000): kept as its text
+CodeText = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+Code = tuple[CodeText, CodeText, CodeText]
+
+
+class SegmentCodeConfig(_Section):
+    """SNOMED CT codes of one class in the DICOM-SEG of ``predict`` (``[value, scheme, meaning]``)."""
+
+    type: Code = Field(description="segmented property type, e.g. [389080008, SCT, White Matter]")
+    category: Code | None = Field(
+        None, description="property category (default: the type's, from pydicom's dictionary)"
+    )
+
+    def as_label(self, name: str) -> dict[str, Any]:
+        """The entry of ``mt.io.save_dicom_seg(labels=...)`` for the class ``name``."""
+        label: dict[str, Any] = {"name": name, "type": self.type}
+        if self.category is not None:
+            label["category"] = self.category
+        return label
+
+
 class OutputConfig(_Section):
     """Where results go."""
 
     run_dir: Path = Field(Path("runs/run"), description="run folder (relative: config dir)")
+    segment_codes: dict[int | str, SegmentCodeConfig] = Field(
+        default_factory=dict,
+        description="predict --format dicom-seg: SNOMED CT codes per class (name or label "
+        "value), {class: {type: [value, SCT, meaning], category: [...]}}; classes not listed "
+        "are looked up by name (docs/io.md)",
+    )

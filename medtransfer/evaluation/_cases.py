@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from medtransfer.errors import ConfigError
+from medtransfer.evaluation.report_format import count
 
 __all__ = ["next_case_ids"]
 
@@ -24,7 +25,10 @@ def next_case_ids(known: Sequence[str], batch: int, case_ids: Sequence[object] |
             case_ids = [case_ids]
         ids = [str(c) for c in case_ids]
         if len(ids) != batch:
-            raise ConfigError(f"got {len(ids)} case_ids for a batch of {batch} cases.")
+            raise ConfigError(
+                f"got {len(ids)} case_ids for a batch of {count(batch, 'case')}; give one "
+                "case_id per case."
+            )
     seen = set(known)
     for cid in ids:
         if cid in seen:

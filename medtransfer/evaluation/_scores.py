@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medtransfer.errors import ConfigError
+from medtransfer.evaluation.report_format import count
 
 __all__ = ["ScoreInputs", "parse_scores"]
 
@@ -97,7 +98,8 @@ def parse_scores(scores: Any, labels: Any, probabilities: bool = False) -> Score
     s, y = _to_numpy(scores, "scores"), _to_numpy(labels, "labels")
     if s.shape[0] != y.shape[0]:
         raise ConfigError(
-            f"scores have {s.shape[0]} cases but labels have {y.shape[0]}; one row per case."
+            f"scores have {count(s.shape[0], 'case')} but labels have {y.shape[0]}; one row per "
+            "case."
         )
     if probabilities and (s.min() < 0 or s.max() > 1):
         raise ConfigError(

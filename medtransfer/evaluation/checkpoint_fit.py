@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from medtransfer.evaluation.report_format import count
+
 __all__ = ["checkpoint_differences", "describe_mismatch"]
 
 Difference = tuple[str, Any, Any]  # (what, checkpoint's, model's)
@@ -70,8 +72,8 @@ def _layers(name: str, ours: dict, theirs: dict) -> Difference | None:
         side = "checkpoint" if only_ckpt else "model"
         return (
             name,
-            f"{len(ours)} tensors",
-            f"{len(theirs)} tensors; e.g. {example!r:.70} only in the {side}",
+            count(len(ours), "tensor"),
+            f"{count(len(theirs), 'tensor')}; e.g. {example!r:.70} only in the {side}",
         )
     for key, shape in ours.items():
         if theirs[key] != shape:

@@ -22,6 +22,7 @@ from medtransfer.evaluation._scores import parse_scores
 from medtransfer.evaluation.bootstrap import Estimate, bootstrap_summary
 from medtransfer.evaluation.calibration import expected_calibration_error
 from medtransfer.evaluation.ranking import auprc, auroc, reduce_classes
+from medtransfer.evaluation.report_format import count
 from medtransfer.evaluation.threshold_metrics import (
     accuracy,
     balanced_accuracy,
@@ -88,7 +89,10 @@ def classification_metrics(
         k = inputs.n_classes
         names = [str(c) for c in (class_names if class_names is not None else range(k))]
         if len(names) != k:
-            raise ConfigError(f"got {len(names)} class_names for {k} classes.")
+            raise ConfigError(
+                f"got {len(names)} class_names for {count(k, 'class', 'classes')}; give one "
+                "name per class."
+            )
         for metric, values in per_class.items():
             for name, value in zip(names, np.asarray(values)):
                 out[f"{metric}/{name}"] = float(value)

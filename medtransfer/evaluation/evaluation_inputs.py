@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from medtransfer.errors import ConfigError
+from medtransfer.evaluation.report_format import count
 
 __all__ = [
     "case_ids",
@@ -89,7 +90,7 @@ def resolve_class_names(class_names: Any, num_classes: int | None) -> dict[int, 
     if num_classes is not None and max(names, default=0) >= num_classes:
         raise ConfigError(
             f"class_names={class_names!r} names label {max(names)} but the model has "
-            f"{num_classes} classes (0..{num_classes - 1}, 0 = background)."
+            f"{count(num_classes, 'class', 'classes')} (0..{num_classes - 1}, 0 = background)."
         )
     return names
 
@@ -109,10 +110,15 @@ def eval_pipeline(preset: Any) -> Any:
 def preset_summary(preset: Any) -> str:
     """The eval pipeline's steps by name, e.g. ``LoadVolumed > Orientationd > ...``.
 
+    Consecutive steps of the same kind are named once with the keys they touch: a 2D pipeline
+    that stacks the image and the label into slices reads ``SliceStackd(image, label)``.
+
     Example:
         >>> import medtransfer as mt
         >>> preset_summary(mt.transforms.presets.ct(roi_size=(16, 16, 16))).split(" > ")[:2]
         ['LoadVolumed', 'Orientationd']
+        >>> preset_summary(mt.transforms.presets.ct(spatial_dims=2, roi_size=(32, 32))).split(" > ")[-2:]
+        ['SliceStackd(image, label)', 'EncoderNormalized']
     """
     try:
         pipeline = eval_pipeline(preset)
@@ -121,7 +127,19 @@ def preset_summary(preset: Any) -> str:
     steps = getattr(pipeline, "transforms", None)
     if not steps:
         return type(pipeline).__name__
-    return " > ".join(type(t).__name__ for t in steps)
+    runs: list[tuple[str, list[str], int]] = []  # (name, keys, number of steps)
+    for step in steps:
+        name = type(step).__name__
+        keys = [str(k) for k in getattr(step, "keys", None) or ()]
+        if runs and runs[-1][0] == name:
+            runs[-1][1].extend(k for k in keys if k not in runs[-1][1])
+            runs[-1] = (name, runs[-1][1], runs[-1][2] + 1)
+        else:
+            runs.append((name, keys, 1))
+    return " > ".join(
+        f"{name}({', '.join(keys)})" if repeats > 1 and keys else name
+        for name, keys, repeats in runs
+    )
 
 
 def model_metadata(model: Any) -> dict[str, Any]:

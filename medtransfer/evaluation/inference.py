@@ -27,6 +27,7 @@ from medtransfer.evaluation.inference_geometry import (
     prepare_pipeline,
     restore_geometry,
 )
+from medtransfer.evaluation.report_format import count
 from medtransfer.transforms import unstack_slices
 from medtransfer.transforms.pipeline_errors import run_pipeline
 
@@ -100,7 +101,7 @@ def _check_model(model: nn.Module, spatial_dims: int, channels: int, stacked: bo
     expected = getattr(encoder, "in_channels", None)
     if expected is not None and expected != channels:
         raise ModelError(
-            f"The model takes {expected} input channel(s) but the pipeline makes {channels} "
+            f"The model takes {count(expected, 'input channel')} but the pipeline makes {channels} "
             "(windows x (2*context+1)); use the same preset settings as in training."
         )
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from medtransfer.errors import ConfigError
+from medtransfer.evaluation.report_format import count
 
 __all__ = ["MAX_VOXELS", "LabelScan", "check_label_values", "scan_label_values"]
 
@@ -156,8 +157,8 @@ def check_label_values(
         else "list every class in label order (class 0, 1, ...)"
     )
     raise ConfigError(
-        f"The labels do not fit the {top + 1} classes of {source}: label values must lie in "
-        f"0..{top}, but {len(bad)} of {scan.checked} checked cases hold others: "
+        f"The labels do not fit the {count(top + 1, 'class', 'classes')} of {source}: label "
+        f"values must lie in 0..{top}, but {len(bad)} of {count(scan.checked, 'checked case')} hold others: "
         f"{'; '.join(listed)}{more}. Values up to {found_max:g} need {int(found_max) + 1} "
         f"classes: {fix}, or fix the labels."
     )

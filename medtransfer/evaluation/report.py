@@ -20,6 +20,7 @@ import numpy as np
 
 from medtransfer.errors import ConfigError
 from medtransfer.evaluation.report_format import (
+    count,
     format_estimate,
     history_data,
     metric_label,
@@ -149,7 +150,9 @@ class Report:
         for row in self.cases:
             if row["case_id"] == case_id:
                 return row
-        raise ConfigError(f"case_id {case_id!r} is not in the report ({len(self.cases)} cases).")
+        raise ConfigError(
+            f"case_id {case_id!r} is not in the report ({count(len(self.cases), 'case')})."
+        )
 
     def headline(self) -> list[str]:
         """The numbers to quote, one line each: the first metric of the task per class.
@@ -183,7 +186,7 @@ class Report:
 
     def __repr__(self) -> str:
         n = self.metadata.get("n_cases", len(self.cases))
-        head = f"Report({self.task}, {n} cases, model {self.metadata.get('model', '?')})"
+        head = f"Report({self.task}, {count(n, 'case')}, model {self.metadata.get('model', '?')})"
         rows = [
             {"metric": r["metric"], "class": r.get("class"), "estimate": format_estimate(r)}
             for r in self.summary

@@ -14,6 +14,8 @@ from medtransfer.errors import ConfigError
 
 __all__ = [
     "METRIC_LABELS",
+    "count",
+    "curve_kind",
     "format_estimate",
     "format_value",
     "history_data",
@@ -55,6 +57,35 @@ def metric_label(metric: str) -> str:
         ('Dice, post-processed', 'volume')
     """
     return METRIC_LABELS.get(metric, metric)
+
+
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun, singular for exactly one: ``1 case``, ``0 cases``, ``3 classes``.
+
+    Example:
+        >>> count(1, "case"), count(12, "case"), count(2, "class", "classes")
+        ('1 case', '12 cases', '2 classes')
+    """
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
+#: Per-epoch columns of a training history that are neither losses nor metrics.
+_BOOKKEEPING = ("epoch", "step", "lr")
+
+
+def curve_kind(key: str) -> str | None:
+    """How a per-epoch history column is plotted: ``"loss"``, ``"metric"`` or None (not plotted).
+
+    None for bookkeeping (``epoch``, ``step``, ``lr``) and for timings, whose names end in ``_s``
+    (``time_s``, ``val_time_s``: seconds; ``samples_per_s``: a rate): they are not metrics.
+
+    Example:
+        >>> [curve_kind(k) for k in ("val_loss", "dice", "val_time_s", "samples_per_s", "lr")]
+        ['loss', 'metric', None, None, None]
+    """
+    if key in _BOOKKEEPING or key.endswith("_s"):
+        return None
+    return "loss" if "loss" in key else "metric"
 
 
 def format_value(value: Any, metric: str = "", digits: int | None = None) -> str:

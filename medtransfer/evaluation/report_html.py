@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from medtransfer.evaluation.report_format import (
+    count,
     format_estimate,
     format_value,
     history_data,
@@ -138,7 +139,7 @@ def _estimate_cell(row: dict[str, Any]) -> Raw:
 def summary_html(report: Report) -> str:
     """Headline and summary table only (Jupyter's ``_repr_html_``; no images, fast)."""
     n = report.metadata.get("n_cases", len(report.cases))
-    title = f"{report.task.capitalize()} report · {n} cases · {report.metadata.get('model', '')}"
+    title = f"{report.task.capitalize()} report · {count(n, 'case')} · {report.metadata.get('model', '')}"
     return f"<div><b>{e(title)}</b>{_cards(report)}{_summary_table(report)}</div>"
 
 
@@ -259,7 +260,7 @@ def render_html(report: Report) -> str:
             meta.get("model"),
             meta.get("encoder"),
             meta.get("weights"),
-            f"{n} cases",
+            count(n, "case"),
             meta.get("date"),
         )  # fmt: skip
         if x
@@ -271,8 +272,9 @@ def render_html(report: Report) -> str:
     ]
     if 0 < n < 20:
         parts.append(
-            f'<p class="note">Only {e(n)} cases: the 95% confidence intervals are approximate '
-            "(the bootstrap is slightly too narrow with fewer than about 20 cases).</p>"
+            f'<p class="note">Only {e(count(n, "case"))}: the 95% confidence intervals are '
+            "approximate (the bootstrap is slightly too narrow with fewer than about 20 "
+            "cases).</p>"
         )
     parts += ["<h2>Summary</h2>", _summary_table(report)]
     if report.task == "segmentation":
@@ -280,7 +282,8 @@ def render_html(report: Report) -> str:
                      "(bootstrap over cases). n: cases where the class is present in the "
                      "reference or the prediction (see Methods).</p>")  # fmt: skip
     else:
-        parts.append(f'<p class="small">Value on all {e(n)} cases; below it the 95% confidence '
+        on = "the one case" if n == 1 else f"all {n} cases"
+        parts.append(f'<p class="small">Value on {e(on)}; below it the 95% confidence '
                      "interval (bootstrap over cases).</p>")  # fmt: skip
     if report.task == "segmentation" and report.cases:
         parts += [

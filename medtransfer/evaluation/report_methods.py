@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from medtransfer.evaluation.postprocess_options import describe_postprocess
+from medtransfer.evaluation.report_format import count
 
 if TYPE_CHECKING:
     from medtransfer.evaluation.report import Report
@@ -31,11 +32,11 @@ def _empty_sentence(meta: dict[str, Any]) -> str:
     found = []
     for name, c in counts.items():
         if c.get("pred_empty"):
-            found.append(f"{name} missed in {c['pred_empty']} case(s)")
+            found.append(f"{name} missed in {count(c['pred_empty'], 'case')}")
         if c.get("target_empty"):
-            found.append(f"{name} predicted but absent in {c['target_empty']} case(s)")
+            found.append(f"{name} predicted but absent in {count(c['target_empty'], 'case')}")
         if c.get("both_empty"):
-            found.append(f"{name} absent from both in {c['both_empty']} case(s)")
+            found.append(f"{name} absent from both in {count(c['both_empty'], 'case')}")
     return text + (" In this evaluation: " + "; ".join(found) + "." if found else "")
 
 

@@ -36,9 +36,30 @@ PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#CC79A7", "#0072B2", "#D55E00", "#F
 
 
 def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)  # a renderer to measure text with (``fig.canvas.get_renderer()``)
+    return fig
+
+
+def _fitted_legend(fig: Any, handles: list[Any], most_columns: int = 4, **options: Any) -> Any:
+    """A legend below the axes with as many columns as fit the figure's width.
+
+    Constrained layout makes room for it below the axes; when one column is still too wide
+    (a long class name), the figure is widened so that no label is cut.
+    """
+    renderer = fig.canvas.get_renderer()
+    for columns in range(min(len(handles), most_columns), 0, -1):
+        legend = fig.legend(handles=handles, loc="outside lower center", ncol=columns, **options)
+        width = legend.get_window_extent(renderer).width
+        if width <= fig.bbox.width - 4 or columns == 1:
+            break
+        legend.remove()
+    if width > fig.bbox.width - 4:
+        fig.set_figwidth((width + 8) / fig.dpi)
+    return legend
 
 
 def png_base64(fig: Any, dpi: int = 100) -> str:
@@ -162,13 +183,19 @@ def draw_calibration(ax: Any, report: Report) -> None:
 
 
 def history_figure(curves: dict[str, list[Any]]) -> Any:
-    """Training curves: losses on the left axis, other numeric series on the right."""
+    """Training curves: losses on the left axis, validation metrics on the right.
+
+    Bookkeeping and timings (``lr``, ``time_s``, ``val_time_s``, ``samples_per_s``) are not
+    drawn: see :func:`~medtransfer.evaluation.report_format.curve_kind`.
+    """
+    from medtransfer.evaluation.report_format import curve_kind
+
     fig = _figure(6.5, 3.2)
     ax = fig.add_subplot()
     epochs = curves.get("epoch") or list(range(1, 1 + max(len(v) for v in curves.values())))
     right = None
-    skip = ("epoch", "step", "lr", "time_s", "samples_per_s")
-    for i, (key, values) in enumerate(k for k in curves.items() if k[0] not in skip):
+    drawn = [(k, v, curve_kind(k)) for k, v in curves.items() if curve_kind(k) is not None]
+    for i, (key, values, kind) in enumerate(drawn):
         points = [
             (e, v)
             for e, v in zip(epochs, values)
@@ -176,7 +203,7 @@ def history_figure(curves: dict[str, list[Any]]) -> Any:
         ]
         if not points:
             continue
-        is_loss = "loss" in key
+        is_loss = kind == "loss"
         if not is_loss and right is None:
             right = ax.twinx()
         target = ax if is_loss else right
@@ -237,8 +264,7 @@ def overlay_figure(overlay: OverlaySlice, names: Sequence[str], size: float = 3.
         Line2D([], [], color="black", lw=2.2, ls="-", label="reference"),
         Line2D([], [], color="black", lw=1.2, ls="--", label="prediction"),
     ]
-    ax.legend(handles=handles, fontsize=7, loc="upper center", ncol=min(len(handles), 4),
-              bbox_to_anchor=(0.5, -0.01), frameon=False)  # fmt: skip
+    _fitted_legend(fig, handles, fontsize=7, frameon=False)
     ax.set_xlim(-0.5, cols - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
     ax.set_xticks([])

@@ -29,6 +29,7 @@ from medtransfer.errors import (
 )
 from medtransfer.io.atomic import atomic_path
 from medtransfer.io.dicom_geometry import plan_volume
+from medtransfer.io.dicom_seg_codes import SEGMENT_CODES, Segment, parse_label, segment_codes
 from medtransfer.io.dicom_seg_values import (
     check_arguments,
     check_copied_values,
@@ -49,60 +50,6 @@ _TYPE2_COPIED = (
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
     "StudyID", "AccessionNumber", "ReferringPhysicianName",
 )  # fmt: skip
-
-_ANATOMY = "AnatomicalStructure"
-_ABNORMAL = "MorphologicallyAbnormalStructure"
-#: Segment name (lower case, "_" or "-" read as a space) -> (CID 7150 category, SCT property type).
-#: Names not listed get category and type "Tissue"; pass codes yourself for anything precise.
-SEGMENT_CODES: dict[str, tuple[str, str]] = {
-    **{
-        name: (_ANATOMY, keyword)
-        for name, keyword in {
-            "liver": "Liver", "spleen": "Spleen", "kidney": "Kidney", "pancreas": "Pancreas",
-            "lung": "Lung", "heart": "Heart", "brain": "Brain", "prostate": "Prostate",
-            "bladder": "Bladder", "stomach": "Stomach", "gallbladder": "Gallbladder",
-            "aorta": "Aorta", "bone": "Bone", "esophagus": "Esophagus", "oesophagus": "Esophagus",
-            "duodenum": "Duodenum", "colon": "Colon", "rectum": "Rectum", "vertebra": "Vertebra",
-            "spine": "Spine", "spinal cord": "SpinalCord", "muscle": "Muscle", "rib": "Rib",
-            "trachea": "Trachea", "thyroid": "Thyroid", "adrenal gland": "AdrenalGland",
-            "portal vein": "PortalVein", "inferior vena cava": "InferiorVenaCava",
-            "uterus": "Uterus", "femur": "Femur", "breast": "Breast", "lymph node": "LymphNode",
-            "hippocampus": "Hippocampus", "cerebellum": "Cerebellum",
-        }.items()
-    },
-    **{
-        name: (_ABNORMAL, keyword)
-        for name, keyword in {
-            "lesion": "Lesion", "tumor": "Tumor", "tumour": "Tumor", "neoplasm": "Neoplasm",
-            "mass": "Mass", "nodule": "Nodule", "cyst": "Cyst", "edema": "Edema",
-            "oedema": "Edema", "necrosis": "Necrosis", "hemorrhage": "Hemorrhage",
-            "haemorrhage": "Hemorrhage",
-        }.items()
-    },
-}  # fmt: skip
-
-
-def segment_codes(name: str) -> tuple[Any, Any]:
-    """``(category, type)`` codes for a segment name: the table, else a name it ends with, else Tissue.
-
-    "liver lesion" and "liver_tumour" end with a lesion word, so they are abnormal structures;
-    "left kidney" is a kidney.
-
-    Example:
-        >>> category, kind = segment_codes("Liver_Tumour")
-        >>> category.meaning, kind.meaning
-        ('Morphologically Abnormal Structure', 'Tumor')
-    """
-    from pydicom.sr.codedict import codes
-
-    key = " ".join(name.lower().replace("_", " ").replace("-", " ").split())
-    entry = SEGMENT_CODES.get(key)
-    if entry is None:
-        endings = [n for n in SEGMENT_CODES if key.endswith(" " + n)]
-        entry = SEGMENT_CODES[max(endings, key=len)] if endings else None
-    if entry is None:
-        return codes.cid7150.Tissue, codes.SCT.Tissue
-    return getattr(codes.cid7150, entry[0]), getattr(codes.SCT, entry[1])
 
 
 def _as_numpy(mask: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -128,7 +75,7 @@ def _as_numpy(mask: Any) -> tuple[np.ndarray, np.ndarray | None]:
     return array.astype(np.int64), None if affine is None else np.asarray(affine, np.float64)
 
 
-def _segments(array: np.ndarray, labels: Mapping[int, Any] | None) -> list[tuple[int, str, Any]]:
+def _segments(array: np.ndarray, labels: Mapping[int, Any] | None) -> list[Segment]:
     present = sorted(int(v) for v in np.unique(array) if v != 0)
     if labels is None:
         labels = {value: f"Segment {value}" for value in present}
@@ -144,16 +91,26 @@ def _segments(array: np.ndarray, labels: Mapping[int, Any] | None) -> list[tuple
     for value in sorted(labels):
         if not isinstance(value, int | np.integer) or value < 1:
             raise ConfigError(f"labels key {value!r} must be a label value >= 1 (0 is background).")
-        spec = labels[value]
-        if isinstance(spec, str):
-            segments.append((int(value), spec, segment_codes(spec)))
-        elif isinstance(spec, tuple) and len(spec) == 3 and isinstance(spec[0], str):
-            segments.append((int(value), spec[0], (spec[1], spec[2])))
-        else:
-            raise ConfigError(
-                f"labels[{value}] must be a name or (name, category_code, type_code); got {spec!r}."
-            )
+        segments.append(parse_label(int(value), labels[value]))
     return segments
+
+
+def _warn_generic(segments: list[Segment], path: Any, defaults: bool) -> None:
+    """A DataWarning naming the classes written with the generic "Tissue" codes."""
+    generic = {s.value: s.name for s in segments if not s.known}
+    if not generic or defaults:  # "Segment 1"... are generic by design
+        return
+    listed = ", ".join(f"labels[{value}] {name!r}" for value, name in generic.items())
+    value, name = next(iter(generic.items()))
+    warnings.warn(
+        f"{path}: no SNOMED CT code is known for {listed}, so the SEG codes "
+        f"{'it' if len(generic) == 1 else 'them'} as the generic "
+        f"category and type 'Tissue'. Give the codes, e.g. labels={{{value}: {{'name': "
+        f"{name!r}, 'category': ('91723000', 'SCT', 'Anatomical Structure'), 'type': "
+        "(code value, 'SCT', meaning)}} (see docs/io.md).",
+        DataWarning,
+        stacklevel=3,
+    )
 
 
 def _reference(folder: Path, series_uid: str | None) -> tuple[list[Any], np.ndarray]:
@@ -209,8 +166,9 @@ def save_dicom_seg(
     """Write a label map as a binary DICOM-SEG that references ``reference_series`` (atomically).
 
     One segment per entry of ``labels``, numbered 1, 2, ... in increasing label value, with
-    SNOMED CT property codes looked up from the name (:data:`SEGMENT_CODES`; unknown names are
-    "Tissue"). Algorithm type AUTOMATIC, named ``algorithm_name`` with medtransfer's version. The
+    SNOMED CT property codes given per class or looked up from the name in pydicom's DICOM code
+    dictionary (:mod:`medtransfer.io.dicom_seg_codes`: "white matter" is SCT 389080008); a name
+    with no known code is coded "Tissue", with a DataWarning. Algorithm type AUTOMATIC, named ``algorithm_name`` with medtransfer's version. The
     SEG copies the source's patient and study attributes, as the standard requires; nothing
     about the patient is logged or put in messages. Empty frames are omitted.
 
@@ -219,9 +177,12 @@ def save_dicom_seg(
             (e.g. ``predict`` on that series); a MetaTensor's affine must equal the series'.
         reference_series: folder of the source DICOM series (single-frame CT/MR/PET images).
         path: output file (``.dcm``).
-        labels: ``{label value: name}``, or ``{value: (name, category_code, type_code)}`` with
-            pydicom/highdicom codes; default: "Segment <value>" for each value in the mask. Every
-            non-zero value in the mask must be named; a named value may be absent (empty segment).
+        labels: ``{label value: name}``; or, per class, ``{value: {"name": ..., "type": code,
+            "category": code}}`` with codes as ``(value, scheme, meaning)`` tuples or
+            pydicom/highdicom codes (``category`` may be left out for types of the dictionary);
+            or ``{value: (name, category_code, type_code)}``. Default: "Segment <value>" for each
+            value in the mask. Every non-zero value in the mask must be named; a named value may
+            be absent (empty segment).
         series_uid: which series of the folder when it holds several.
         series_description, series_number: of the new SEG series.
         content_label: ContentLabel (upper case, at most 16 characters).
@@ -233,7 +194,8 @@ def save_dicom_seg(
         The written path.
 
     Raises:
-        ConfigError: bad labels or a mask that is not a 3D label map.
+        ConfigError: bad labels or codes (naming ``labels[value]``), or a mask that is not a 3D
+            label map.
         SeriesError: the mask's shape or affine does not match the series.
         InputPathError, DicomError: the series cannot be found or read; highdicom is missing.
 
@@ -278,7 +240,7 @@ def save_dicom_seg(
             "series_description": ("LO", series_description),
             "algorithm_name": ("LO", algorithm_name),
             "algorithm_version": ("LO", str(algorithm_version)),
-            **{f"labels[{value}]": ("LO", name) for value, name, _ in segments},
+            **{f"labels[{s.value}]": ("LO", s.name) for s in segments},
         }
     )
     try:  # only the caller's values go in here: their errors may be shown
@@ -290,18 +252,18 @@ def save_dicom_seg(
         descriptions = [
             hd.seg.SegmentDescription(
                 segment_number=number,
-                segment_label=name,
-                segmented_property_category=category,
-                segmented_property_type=kind,
+                segment_label=segment.name,
+                segmented_property_category=segment.category,
+                segmented_property_type=segment.type,
                 algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
                 algorithm_identification=algorithm,
             )
-            for number, (_, name, (category, kind)) in enumerate(segments, start=1)
+            for number, segment in enumerate(segments, start=1)
         ]
     except (ValueError, TypeError) as err:
         raise ConfigError(f"Invalid segment or algorithm description: {err}") from err
     frames = array.transpose(2, 1, 0)  # (slices, rows, columns): frame k is source instance k
-    onehot = np.stack([frames == value for value, _, _ in segments], axis=-1)
+    onehot = np.stack([frames == segment.value for segment in segments], axis=-1)
     try:
         with hidden_pydicom_chatter() as hidden:
             seg = hd.seg.Segmentation(
@@ -342,4 +304,5 @@ def save_dicom_seg(
             DataWarning,
             stacklevel=2,
         )
+    _warn_generic(segments, path, defaults=labels is None)
     return Path(path)

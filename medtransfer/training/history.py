@@ -117,22 +117,63 @@ class History:
             parts.append("stopped early")
         return " | ".join(parts)
 
+    def metric_keys(self) -> list[str]:
+        """Validation metric columns, selection metric first (never losses, ``lr`` or timings).
+
+        Example:
+            >>> History("auroc", records=[{"epoch": 1, "train_loss": 0.5, "val_time_s": 2.0,
+            ...                            "accuracy": 0.75, "auroc": 0.5}]).metric_keys()
+            ['auroc', 'accuracy']
+        """
+        from medtransfer.evaluation.report_format import curve_kind
+
+        found = dict.fromkeys(
+            key
+            for record in self.records
+            for key, value in record.items()
+            if curve_kind(key) == "metric" and isinstance(value, (int, float))
+        )
+        return sorted(found, key=lambda key: key != self.metric)
+
     def plot(self, keys: Sequence[str] | None = None, ax: Any = None) -> Any:
-        """Plot loss curves (left axis) and metrics (right axis) against epochs; needs matplotlib.
+        """Plot loss curves (left axis) and validation metrics (right axis) against epochs.
+
+        Timings (``time_s``, ``val_time_s``, ``samples_per_s``) and ``lr`` are not metrics: they
+        are not drawn. Needs matplotlib.
 
         Args:
-            keys: metrics to draw on the right axis (default: the selection metric).
+            keys: metrics to draw on the right axis (default: :meth:`metric_keys`).
             ax: a matplotlib Axes (default: a new figure).
 
         Returns:
-            The matplotlib Axes of the losses.
+            The matplotlib Axes of the losses (the metrics' twin axis is ``ax.figure.axes[-1]``).
+
+        Raises:
+            ConfigError: a key of ``keys`` is a timing or ``lr``, not a metric.
+
+        Example:
+            >>> h = History("dice", records=[{"epoch": 1, "train_loss": 0.9, "val_time_s": 2.0,
+            ...                               "dice": 0.5}])
+            >>> ax = h.plot()
+            >>> [line.get_label() for axes in ax.figure.axes for line in axes.get_lines()]
+            ['train_loss', 'dice']
+            >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
         """
+        from medtransfer.errors import ConfigError
+        from medtransfer.evaluation.report_format import curve_kind
+
         try:
             import matplotlib.pyplot as plt
         except ImportError as err:  # optional dependency: only needed here
-            from medtransfer.errors import ConfigError
-
             raise ConfigError("History.plot() needs matplotlib: pip install matplotlib") from err
+        keys = self.metric_keys() if keys is None else list(keys)
+        for key in keys:
+            if curve_kind(key) is None:
+                raise ConfigError(
+                    f"History.plot(keys=...): {key!r} is not a metric (timings ending in '_s', "
+                    f"lr, epoch and step are not drawn); pass metrics such as {self.metric!r}, "
+                    f"or plot it yourself: ax.plot(history['epoch'], history[{key!r}])."
+                )
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 3.5))
         for key in ("train_loss", "val_loss"):
@@ -141,13 +182,18 @@ class History:
                 ax.plot(*zip(*points), marker=".", label=key)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
-        right = ax.twinx()
-        for key in keys or [self.metric]:
-            points = [(r["epoch"], r[key]) for r in self.records if key in r]
-            if points:
-                right.plot(*zip(*points), marker="o", linestyle="--", color="tab:green", label=key)
-        right.set_ylabel(", ".join(keys or [self.metric]))
-        lines = ax.get_legend_handles_labels()
-        more = right.get_legend_handles_labels()
-        ax.legend(lines[0] + more[0], lines[1] + more[1], loc="best")
+        handles, labels = ax.get_legend_handles_labels()
+        if keys:
+            right = ax.twinx()
+            colours = ("tab:green", "tab:red", "tab:purple", "tab:brown", "tab:olive")
+            for i, key in enumerate(keys):
+                points = [(r["epoch"], r[key]) for r in self.records if key in r]
+                if points:
+                    right.plot(*zip(*points), marker="o", linestyle="--",
+                               color=colours[i % len(colours)], label=key)  # fmt: skip
+            right.set_ylabel("validation metric")
+            more = right.get_legend_handles_labels()
+            handles, labels = handles + more[0], labels + more[1]
+        if handles:
+            ax.legend(handles, labels, loc="best")
         return ax

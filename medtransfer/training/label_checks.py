@@ -170,19 +170,25 @@ def _check_label_values(label: Any, case: str, num_classes: int | None, where: s
     if low < 0:
         raise ConfigError(f"case {case!r}: the label holds value {low}; labels start at 0. {where}")
     if num_classes is not None and high >= num_classes:
+        from medtransfer.evaluation.report_format import count
+
         raise ConfigError(
-            f"case {case!r}: the label holds value {high} but the model has {num_classes} classes "
+            f"case {case!r}: the label holds value {high} but the model has "
+            f"{count(num_classes, 'class', 'classes')} "
             f"(0..{num_classes - 1}, 0 = background). {where} Fix the label map, or create the "
             f"model with num_classes={high + 1}."
         )
 
 
 def _check_class_value(label: Any, case: str, num_classes: int | None) -> None:
+    from medtransfer.evaluation.report_format import count
+
     top = f"0..{num_classes - 1}" if num_classes is not None else "0, 1, 2..."
+    classes = f"; {count(num_classes, 'class', 'classes')}" if num_classes else ""
     hint = (
         f"case {case!r}: label {label!r} is not a class value of this model (an integer in {top}"
-        f"{f'; {num_classes} classes' if num_classes else ''}). Map class names to integers in "
-        "the manifest, or create the model with the right num_classes."
+        f"{classes}). Map class names to integers in the manifest, or create the model with the "
+        "right num_classes."
     )
     if isinstance(label, (str, bytes)) or label is None:
         raise ConfigError(hint)

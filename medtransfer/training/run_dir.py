@@ -186,9 +186,11 @@ class RunDirectory:
         removed = self.remove_stale_temporaries()
         if not removed:
             return resuming, ""
+        from medtransfer.evaluation.report_format import count
+
         megabytes = sum(size for _, size in removed) / 2**20
         return resuming, (
-            f"Removed {len(removed)} temporary file(s) ({megabytes:.1f} MB) that an interrupted "
+            f"Removed {count(len(removed), 'temporary file')} ({megabytes:.1f} MB) that an interrupted "
             f"run left in {self.path}."
         )
 
