@@ -110,13 +110,27 @@ class PreprocessingConfig(_Section):
     roi_size: list[int] | None = Field(
         None, description="crop size: 3 values in 3D, 2 (in-plane) in 2D/2.5D"
     )
-    spatial_dims: Literal[2, 3] = Field(2, description="2 (slices, 2.5D) or 3 (volumes)")
+    spatial_dims: Literal[2, 3] = Field(
+        2,
+        description="2 (slices, 2.5D) or 3 (volumes); default: the number of roi_size values, "
+        "else 2 (as the presets and models)",
+    )
     context: int = Field(0, ge=0, description="2.5D: neighbouring slices on each side")
     num_samples: int = Field(2, ge=1, description="training crops/slices per case and epoch")
     augment: bool = Field(True, description="random flips, affine and intensity augmentation")
     mean: list[float] | None = Field(None, description="encoder normalisation (default: weights')")
     std: list[float] | None = Field(None, description="encoder normalisation (default: weights')")
     value_range: tuple[float, float] | None = Field(None, description="encoder input range")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_spatial_dims(cls, data: Any) -> Any:
+        """The presets' rule, so a config and its preset agree: roi_size's length, else 2."""
+        if isinstance(data, dict) and data.get("spatial_dims") is None:
+            roi = data.get("roi_size")
+            sized = isinstance(roi, list | tuple) and len(roi) in (2, 3)
+            data = {**data, "spatial_dims": len(roi) if sized else 2}
+        return data
 
     @model_validator(mode="after")
     def _check(self) -> PreprocessingConfig:

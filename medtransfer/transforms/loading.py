@@ -93,7 +93,7 @@ def _add_slice_axis(image: MetaTensor) -> MetaTensor:
     """``(C, X, Y)`` -> ``(C, X, Y, 1)``; the 4x4 affine already places the one slice in space."""
     # a new MetaTensor rather than image.unsqueeze(): the latter keeps internal state with which
     # MONAI's padding no longer updates the affine along the new axis
-    meta = dict(image.meta)
+    meta = {k: v for k, v in image.meta.items() if k != "affine"}  # passed as affine= below
     meta["expanded_from_2d"] = True
     meta["spatial_shape"] = np.asarray([*image.shape[1:], 1], dtype=np.int64)
     return MetaTensor(image.as_tensor().unsqueeze(-1), affine=image.affine.clone(), meta=meta)

@@ -38,9 +38,11 @@ from medtransfer.transforms.loading import LoadVolumed
 from medtransfer.transforms.slices import SlabToChannelsd, SliceStackd
 from medtransfer.transforms.windows import CTWindowd, WindowLike, resolve_windows
 
-__all__ = ["DEFAULT_ROI_SIZE", "TASKS", "ct", "mri", "xray"]
+__all__ = ["DEFAULT_ROI_SIZE", "DEFAULT_SPATIAL_DIMS", "TASKS", "ct", "mri", "xray"]
 
 TASKS = ("segmentation", "classification")
+#: spatial_dims when neither the argument nor roi_size says (the models' and config's default).
+DEFAULT_SPATIAL_DIMS = 2
 #: roi_size used when neither the argument nor a plan gives one, by spatial_dims.
 DEFAULT_ROI_SIZE = {3: (96, 96, 96), 2: (256, 256)}
 
@@ -58,7 +60,7 @@ def ct(
     window: WindowLike | Sequence[WindowLike] | None = None,
     spacing: Sequence[float] | None = None,
     roi_size: Sequence[int] | None = None,
-    spatial_dims: int = 3,
+    spatial_dims: int | None = None,
     context: int = 0,
     num_samples: int = 2,
     num_classes: int | None = None,
@@ -83,7 +85,9 @@ def ct(
         spacing: target voxel size in mm ``(x, y, z)``; ``None`` keeps the image's (or the plan's).
         roi_size: crop size, 3 values for 3D, 2 (in-plane) for 2D/2.5D; default the plan's, else
             :data:`DEFAULT_ROI_SIZE`.
-        spatial_dims: 3 (volumes) or 2 (axial slices).
+        spatial_dims: 3 (volumes) or 2 (axial slices). Default: the number of values of
+            ``roi_size`` when given, else 2 (2D/2.5D, as ``mt.models.create_*`` and the CLI
+            config default to).
         context: 2.5D neighbours ``k`` on each side (``2k+1`` channels per window); needs
             ``spatial_dims=2``.
         num_samples: crops (3D) or slices (2D) drawn per volume in segmentation training.
@@ -134,7 +138,7 @@ def mri(
     percentiles: Sequence[float] = (0.5, 99.5),
     spacing: Sequence[float] | None = None,
     roi_size: Sequence[int] | None = None,
-    spatial_dims: int = 3,
+    spatial_dims: int | None = None,
     context: int = 0,
     num_samples: int = 2,
     num_classes: int | None = None,
@@ -259,7 +263,7 @@ def _volume_presets(
     channels_in: int | None,
     spacing: Sequence[float] | None,
     roi_size: Sequence[int] | None,
-    spatial_dims: int,
+    spatial_dims: int | None,
     context: int,
     num_samples: int,
     num_classes: int | None,
@@ -272,6 +276,9 @@ def _volume_presets(
     keys: Sequence[str],
 ) -> tuple[Compose, Compose]:
     task = check_choice("task", task, TASKS)
+    if spatial_dims is None:
+        sized = isinstance(roi_size, Sequence) and len(roi_size) in (2, 3)
+        spatial_dims = len(roi_size) if sized else DEFAULT_SPATIAL_DIMS  # type: ignore[arg-type]
     if spatial_dims not in (2, 3):
         raise ConfigError(f"spatial_dims={spatial_dims!r} is not supported; allowed values: 2, 3.")
     if not isinstance(context, int) or isinstance(context, bool) or context < 0:

@@ -92,7 +92,10 @@ def test_missing_required_field(tmp_path):
             "training.epochs: give exactly one of epochs and steps",
         ),
         ("preprocessing:\n  preset: mri\n  window: abdomen\n", "preprocessing.window: is for"),
-        ("preprocessing:\n  roi_size: [64, 64, 32]\n", "preprocessing.roi_size: needs 2 values"),
+        (
+            "preprocessing:\n  spatial_dims: 2\n  roi_size: [64, 64, 32]\n",
+            "preprocessing.roi_size: needs 2 values",
+        ),
         (
             "training:\n  strategy: lora\n  strategy_args: {decay: 0.5}\n",
             "training.strategy_args: ['decay'] are not arguments of ['lora']",
@@ -163,3 +166,19 @@ def test_docs_field_reference_is_current():
     assert field_reference(RunConfig) in docs, (
         "regenerate the table in docs/cli.md from field_reference()"
     )
+
+
+def test_config_and_presets_share_one_spatial_dims_default():
+    import inspect
+
+    import medtransfer as mt
+    from medtransfer.config_sections import PreprocessingConfig
+
+    for preset in (mt.transforms.presets.ct, mt.transforms.presets.mri):
+        assert inspect.signature(preset).parameters["spatial_dims"].default is None
+    assert mt.transforms.presets.DEFAULT_SPATIAL_DIMS == PreprocessingConfig().spatial_dims == 2
+    assert PreprocessingConfig(roi_size=[8, 8, 8]).spatial_dims == 3  # as presets.ct(roi_size=...)
+    _, evaluate = mt.transforms.presets.mri(roi_size=(8, 8, 8))
+    assert "SliceStackd" not in str(evaluate.transforms)
+    _, evaluate = mt.transforms.presets.mri()
+    assert "SliceStackd" in str(evaluate.transforms)

@@ -93,7 +93,7 @@ def test_plan_on_the_committed_samples_is_used_by_presets(sample_records):
     assert plan["roi_size"] == [64, 48, 32] and plan["roi_size_2d"] == [64, 64]
     low, high = fp["intensity"]["p0.5"], fp["intensity"]["p99.5"]
     assert plan["window"]["width"] == pytest.approx(high - low, abs=0.1)
-    train, _ = presets.ct("segmentation", plan=plan, num_samples=1)
+    train, _ = presets.ct("segmentation", plan=plan, spatial_dims=3, num_samples=1)
     assert tuple(train(sample_records[0])[0]["image"].shape) == (1, 64, 48, 32)
     train2d, _ = presets.ct("segmentation", plan=plan, spatial_dims=2, num_samples=1)
     assert tuple(train2d(sample_records[0])[0]["image"].shape) == (1, 64, 64)

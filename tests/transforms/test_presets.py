@@ -155,7 +155,7 @@ def test_plan_fills_spacing_window_and_roi():
         "window": {"level": 0, "width": 100},
         "roi_size": [16, 16, 16],
     }
-    train, evaluate = presets.ct("segmentation", plan=plan)
+    train, evaluate = presets.ct("segmentation", plan=plan, spatial_dims=3)
     out = evaluate(_case())
     spacing = np.linalg.norm(out["image"].affine[:3, :3].numpy(), axis=0)
     np.testing.assert_allclose(spacing, [20.0, 20.0, 20.0])
@@ -198,9 +198,9 @@ def test_xray_preset(task, tmp_path):
     [
         ({"task": "segmentaton"}, r"task='segmentaton'.*Did you mean 'segmentation'"),
         ({"window": "lugn"}, r"window='lugn'.*'lung'"),
-        ({"roi_size": (32, 32)}, r"roi_size=\(32, 32\) must be 3 positive integers"),
+        ({"roi_size": (32, 32), "spatial_dims": 3}, r"roi_size=\(32, 32\) must be 3 positive"),
         ({"roi_size": (32, 32, 32), "spatial_dims": 2}, r"roi_size=.* must be 2 positive"),
-        ({"context": 1}, r"context=1 \(2.5D\) needs spatial_dims=2"),
+        ({"context": 1, "spatial_dims": 3}, r"context=1 \(2.5D\) needs spatial_dims=2"),
         ({"spatial_dims": 4}, r"spatial_dims=4.*2, 3"),
         ({"spacing": (1.0, 0.0, 1.0)}, r"spacing=.* positive voxel sizes"),
         ({"mean": (0.1, 0.2, 0.3), "std": (1.0, 1.0, 1.0)}, r"3 values but the pipeline makes 1"),
