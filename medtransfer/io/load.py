@@ -17,35 +17,16 @@ from medtransfer.io.dicom_volume import load_series_files
 from medtransfer.io.nifti import is_nifti_path, load_nifti
 from medtransfer.io.series_discovery import (
     ScanResult,
-    UnreadableFile,
     describe_series,
     name_files,
     scan_folder,
+    unreadable_members,
 )
 
 __all__ = ["choose_series", "load", "unreadable_members"]
 
 SeriesPolicy = Literal["largest"]
 UnreadablePolicy = Literal["error", "warn"]
-
-
-def unreadable_members(
-    scan: ScanResult, uid: str, headers: list[SliceHeader]
-) -> list[UnreadableFile]:
-    """The unreadable files of ``scan`` that may be slices of series ``uid``.
-
-    Any of them in a folder that holds files of the series (its partial header could name
-    another series only because the damage hit the UID); one whose damaged header still names
-    the series; and one that claims to be DICOM (marker) with no readable series at all.
-    Elsewhere, a file only named like DICOM (an empty ``x.dcm``) or naming another series is
-    not a member.
-    """
-    folders = {h.path.parent for h in headers}
-    return [
-        u
-        for u in scan.unreadable
-        if u.path.parent in folders or u.series_uid == uid or (u.claims_dicom and not u.series_uid)
-    ]
 
 
 def _handle_unreadable(

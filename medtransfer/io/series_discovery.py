@@ -25,6 +25,7 @@ __all__ = [
     "list_series",
     "name_files",
     "scan_folder",
+    "unreadable_members",
 ]
 
 
@@ -142,8 +143,33 @@ def _axcodes(affine: np.ndarray) -> str:
     return "".join(nib.aff2axcodes(affine))
 
 
-def describe_series(uid: str, headers: list[SliceHeader]) -> SeriesInfo:
-    """Summarise one series; geometry problems are reported in ``problems``, never raised."""
+def unreadable_members(
+    scan: ScanResult, uid: str, headers: list[SliceHeader]
+) -> list[UnreadableFile]:
+    """The unreadable files of ``scan`` that may be slices of series ``uid``.
+
+    Any of them in a folder that holds files of the series (its partial header could name
+    another series only because the damage hit the UID); one whose damaged header still names
+    the series; and one that claims to be DICOM (marker) with no readable series at all.
+    Elsewhere, a file only named like DICOM (an empty ``x.dcm``) or naming another series is
+    not a member.
+    """
+    folders = {h.path.parent for h in headers}
+    return [
+        u
+        for u in scan.unreadable
+        if u.path.parent in folders or u.series_uid == uid or (u.claims_dicom and not u.series_uid)
+    ]
+
+
+def describe_series(
+    uid: str, headers: list[SliceHeader], unreadable: list[UnreadableFile] | None = None
+) -> SeriesInfo:
+    """Summarise one series; geometry problems are reported in ``problems``, never raised.
+
+    ``unreadable``: files that may be slices of this series but cannot be read (they are
+    reported as a problem: ``load`` refuses the series unless ``on_unreadable="warn"``).
+    """
     first = headers[0]
     n_frames = sum(h.frames for h in headers)
     shape = spacing = orientation = origin = None
@@ -179,6 +205,13 @@ def describe_series(uid: str, headers: list[SliceHeader]) -> SeriesInfo:
                 problems.append(str(err))
         elif first.pixel_spacing is not None:
             spacing = (first.pixel_spacing[1], first.pixel_spacing[0])
+    if unreadable:
+        names = ", ".join(u.path.name for u in unreadable[:3])
+        more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+        problems.append(
+            f"{len(unreadable)} unreadable file{'s' if len(unreadable) != 1 else ''} may be "
+            f"slices of this series ({names}{more}): load refuses it unless on_unreadable='warn'"
+        )
     return SeriesInfo(
         uid=uid,
         modality=first.modality,
@@ -224,5 +257,8 @@ def list_series(path: str | os.PathLike[str], *, workers: int | None = None) -> 
             DataWarning,
             stacklevel=2,
         )
-    infos = [describe_series(uid, headers) for uid, headers in scan.series.items()]
+    infos = [
+        describe_series(uid, headers, unreadable_members(scan, uid, headers))
+        for uid, headers in scan.series.items()
+    ]
     return sorted(infos, key=lambda s: (s.series_number is None, s.series_number or 0, s.uid))

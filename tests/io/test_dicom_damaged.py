@@ -253,3 +253,20 @@ def test_decoder_panic_is_a_dicom_error(tmp_path):
     edit_dicom(path, Columns=40)  # pylibjpeg-rle panics (a BaseException) on this
     with pytest.raises(DicomError, match="slice_0000.dcm"):
         mt.io.load(path)
+
+
+def test_list_series_puts_unreadable_members_in_the_series_problems(tmp_path):
+    import warnings
+
+    from tests.fixtures import write_series
+
+    files = write_series(tmp_path)
+    files[-1].write_bytes(files[-1].read_bytes()[:600])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (info,) = mt.io.list_series(tmp_path)
+    assert info.n_files == len(files) - 1
+    assert any(
+        "1 unreadable file may be slices of this series" in p and files[-1].name in p
+        for p in info.problems
+    )
