@@ -105,7 +105,7 @@ def checkpoint_mismatch(
         model: the model built from ``cfg``.
         saved_path: the run's ``run_config.yaml``; ``saved`` its loaded config, when it exists.
     """
-    from medtransfer.evaluation.checkpoint_fit import describe_mismatch
+    from medtransfer.evaluation.inference.checkpoint_fit import describe_mismatch
 
     what = (
         describe_mismatch(state, model)

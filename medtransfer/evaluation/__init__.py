@@ -16,50 +16,50 @@ Example:
 
 from __future__ import annotations
 
+from medtransfer.evaluation.accumulators.classification import (
+    ClassificationAccumulator,
+    classification_metrics,
+)
+from medtransfer.evaluation.accumulators.segmentation import (
+    SEGMENTATION_METRICS,
+    SegmentationAccumulator,
+)
 from medtransfer.evaluation.bootstrap import (
     Estimate,
     bootstrap_ci,
     bootstrap_columns,
     bootstrap_summary,
 )
-from medtransfer.evaluation.calibration import (
-    CalibrationBins,
-    calibration_bins,
-    expected_calibration_error,
-)
-from medtransfer.evaluation.classification_accumulator import (
-    ClassificationAccumulator,
-    classification_metrics,
-)
-from medtransfer.evaluation.classification_report import evaluate_classification
-from medtransfer.evaluation.inference import predict
-from medtransfer.evaluation.overlap import dice, iou
-from medtransfer.evaluation.postprocess import (
+from medtransfer.evaluation.evaluate.classification import evaluate_classification
+from medtransfer.evaluation.evaluate.segmentation import evaluate_segmentation
+from medtransfer.evaluation.inference.postprocess import (
     fill_holes,
     keep_largest_component,
     postprocess,
     remove_small_islands,
 )
-from medtransfer.evaluation.ranking import auprc, auroc, roc_curve
-from medtransfer.evaluation.report import OverlaySlice, Report
-from medtransfer.evaluation.segmentation_accumulator import (
-    SEGMENTATION_METRICS,
-    SegmentationAccumulator,
+from medtransfer.evaluation.inference.predict import predict, resolve_device
+from medtransfer.evaluation.metrics.calibration import (
+    CalibrationBins,
+    calibration_bins,
+    expected_calibration_error,
 )
-from medtransfer.evaluation.segmentation_report import evaluate_segmentation
-from medtransfer.evaluation.surface import (
+from medtransfer.evaluation.metrics.overlap import dice, iou
+from medtransfer.evaluation.metrics.ranking import auprc, auroc, roc_curve
+from medtransfer.evaluation.metrics.surface import (
     average_surface_distance,
     hausdorff95,
     surface_dice,
     surface_metrics,
 )
-from medtransfer.evaluation.threshold_metrics import (
+from medtransfer.evaluation.metrics.thresholds import (
     accuracy,
     balanced_accuracy,
     confusion_matrix,
     sensitivity_specificity,
     youden_threshold,
 )
+from medtransfer.evaluation.report.report import OverlaySlice, Report
 
 __all__ = [
     "SEGMENTATION_METRICS",
@@ -90,6 +90,7 @@ __all__ = [
     "keep_largest_component",
     "postprocess",
     "predict",
+    "resolve_device",
     "remove_small_islands",
     "roc_curve",
     "sensitivity_specificity",

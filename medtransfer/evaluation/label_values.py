@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.report_format import count
+from medtransfer.evaluation.wording import count
 
 __all__ = ["MAX_VOXELS", "LabelScan", "check_label_values", "scan_label_values"]
 

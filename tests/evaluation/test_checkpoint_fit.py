@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 import medtransfer as mt
-from medtransfer.evaluation.checkpoint_fit import checkpoint_differences, describe_mismatch
+from medtransfer.evaluation.inference.checkpoint_fit import (
+    checkpoint_differences,
+    describe_mismatch,
+)
 
 DECODER = [16, 16, 8, 8, 8]
 

@@ -8,7 +8,7 @@ import torch
 
 import medtransfer as mt
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.postprocess import (
+from medtransfer.evaluation.inference.postprocess import (
     fill_holes,
     keep_largest_component,
     postprocess,

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.postprocess import postprocess, remove_small_islands
-from medtransfer.evaluation.postprocess_options import describe_postprocess, resolve_postprocess
-from medtransfer.evaluation.report_methods import methods_items, run_details
-from medtransfer.evaluation.segmentation_report import evaluate_segmentation
+from medtransfer.evaluation.evaluate.segmentation import evaluate_segmentation
+from medtransfer.evaluation.inference.postprocess import postprocess, remove_small_islands
+from medtransfer.evaluation.inference.postprocess_options import (
+    describe_postprocess,
+    resolve_postprocess,
+)
+from medtransfer.evaluation.report.methods import methods_items, run_details
 from tests.evaluation.test_evaluate import Oracle, _threshold_records
 from tests.evaluation.test_postprocess import _two_class_mask
 

@@ -8,10 +8,10 @@ import pytest
 
 import medtransfer as mt
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.evaluation_inputs import preset_summary
-from medtransfer.evaluation.report import OverlaySlice, Report
-from medtransfer.evaluation.report_methods import _empty_sentence
-from medtransfer.evaluation.report_plots import history_figure, overlay_figure
+from medtransfer.evaluation.evaluate.records import preset_summary
+from medtransfer.evaluation.report.methods import _empty_sentence
+from medtransfer.evaluation.report.plots import history_figure, overlay_figure
+from medtransfer.evaluation.report.report import OverlaySlice, Report
 
 RECORDS = {
     "epoch": [1, 2, 3],
@@ -97,7 +97,7 @@ def test_run_details_name_each_2d_step_once():
 
 
 def test_counts_are_singular_or_plural():
-    from medtransfer.evaluation.report_format import count
+    from medtransfer.evaluation.wording import count
 
     assert count(1, "case") == "1 case" and count(2, "case") == "2 cases"
     assert count(0, "case") == "0 cases" and count(1, "class", "classes") == "1 class"

@@ -1,4 +1,4 @@
-"""One self-contained HTML page for a :class:`~medtransfer.evaluation.report.Report`.
+"""One self-contained HTML page for a :class:`~medtransfer.evaluation.Report`.
 
 Inline CSS, plots embedded as base64 PNGs, no script, font, stylesheet or link to anything outside
 the file (it opens on an air-gapped workstation and can be attached to an e-mail). Every piece of
@@ -15,17 +15,17 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from medtransfer.evaluation.report_format import (
-    count,
+from medtransfer.evaluation.report.format import (
     format_estimate,
     format_value,
     history_data,
     metric_label,
 )
-from medtransfer.evaluation.report_methods import methods_items, run_details
+from medtransfer.evaluation.report.methods import methods_items, run_details
+from medtransfer.evaluation.wording import count
 
 if TYPE_CHECKING:
-    from medtransfer.evaluation.report import Report
+    from medtransfer.evaluation.report.report import Report
 
 __all__ = ["render_html", "summary_html"]
 
@@ -55,7 +55,7 @@ def e(text: Any) -> str:
 
 
 def _image(fig: Any, alt: str) -> str:
-    from medtransfer.evaluation.report_plots import png_base64
+    from medtransfer.evaluation.report.plots import png_base64
 
     return f'<img alt="{e(alt)}" src="data:image/png;base64,{png_base64(fig)}">'
 
@@ -144,7 +144,7 @@ def summary_html(report: Report) -> str:
 
 
 def _cases_table(report: Report) -> str:
-    from medtransfer.evaluation.report_plots import class_names
+    from medtransfer.evaluation.report.plots import class_names
 
     roles = {o.case_id: o.role for o in report.overlays}
     if report.task == "segmentation":
@@ -214,7 +214,7 @@ def _plain(value: Any) -> str:
 
 
 def _overlays(report: Report) -> str:
-    from medtransfer.evaluation.report_plots import class_names, overlay_figure
+    from medtransfer.evaluation.report.plots import class_names, overlay_figure
 
     names = class_names(report)
     figures = []
@@ -244,7 +244,7 @@ def _own_plot(history: Any) -> Any:
 
 def render_html(report: Report) -> str:
     """The whole page as a string (see the module docstring for what it contains)."""
-    from medtransfer.evaluation.report_plots import (
+    from medtransfer.evaluation.report.plots import (
         calibration_figure,
         dice_boxplot,
         history_figure,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from medtransfer.data.case_ids import case_id
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.report_format import count
+from medtransfer.evaluation.wording import count
 
 __all__ = ["next_case_ids"]
 
@@ -19,7 +20,7 @@ def next_case_ids(known: Sequence[str], batch: int, case_ids: Sequence[object] |
     """
     if case_ids is None:
         start = len(known)
-        ids = [f"case_{start + i:04d}" for i in range(batch)]
+        ids = [case_id({}, start + i) for i in range(batch)]  # the one naming rule
     else:
         if isinstance(case_ids, str):
             case_ids = [case_ids]

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation._cases import next_case_ids
-from medtransfer.evaluation._inputs import prepare_segmentation
+from medtransfer.evaluation.accumulators.case_ids import next_case_ids
 from medtransfer.evaluation.bootstrap import Estimate, bootstrap_columns
-from medtransfer.evaluation.overlap import overlap_from_pair
-from medtransfer.evaluation.surface import SURFACE_METRICS, surface_metrics_from_pair
+from medtransfer.evaluation.metrics.mask_inputs import prepare_segmentation
+from medtransfer.evaluation.metrics.overlap import overlap_from_pair
+from medtransfer.evaluation.metrics.surface import SURFACE_METRICS, surface_metrics_from_pair
 
 __all__ = ["SEGMENTATION_METRICS", "SegmentationAccumulator"]
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.report import OverlaySlice
+from medtransfer.evaluation.report.report import OverlaySlice
 
 __all__ = ["display_slice", "pick_examples", "resolve_window"]
 

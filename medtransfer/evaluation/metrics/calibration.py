@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation._scores import ScoreInputs, parse_scores
-from medtransfer.evaluation.ranking import Average, reduce_classes
+from medtransfer.evaluation.metrics.ranking import Average, reduce_classes
+from medtransfer.evaluation.metrics.score_inputs import ScoreInputs, parse_scores
 
 __all__ = ["CalibrationBins", "calibration_bins", "expected_calibration_error"]
 

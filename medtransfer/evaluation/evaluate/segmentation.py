@@ -1,6 +1,6 @@
 """``evaluate_segmentation``: predict every case, score it against its reference, build a Report.
 
-Each case is predicted with :func:`~medtransfer.evaluation.inference.predict` on the image's own
+Each case is predicted with :func:`~medtransfer.evaluation.predict` on the image's own
 voxel grid, so the reference label map is used exactly as stored (never resampled). Dice, HD95
 and surface Dice come from :class:`~medtransfer.evaluation.SegmentationAccumulator`, once for
 the raw prediction and once after post-processing; intervals are bootstrapped over cases.
@@ -17,16 +17,19 @@ import numpy as np
 import torch
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.evaluation_inputs import (
+from medtransfer.evaluation.accumulators.segmentation import SegmentationAccumulator
+from medtransfer.evaluation.evaluate.records import (
     case_ids,
     check_records,
     resolve_class_names,
     run_metadata,
 )
-from medtransfer.evaluation.overlays import display_slice, pick_examples, resolve_window
-from medtransfer.evaluation.postprocess_options import POSTPROCESS_OPTIONS, resolve_postprocess
-from medtransfer.evaluation.report import Report
-from medtransfer.evaluation.segmentation_accumulator import SegmentationAccumulator
+from medtransfer.evaluation.inference.postprocess_options import (
+    POSTPROCESS_OPTIONS,
+    resolve_postprocess,
+)
+from medtransfer.evaluation.report.overlays import display_slice, pick_examples, resolve_window
+from medtransfer.evaluation.report.report import Report
 
 __all__ = ["POSTPROCESS_OPTIONS", "evaluate_segmentation", "reference_on_grid"]
 
@@ -131,7 +134,7 @@ def evaluate_segmentation(
         roi_size, overlap, tta, device, batch_size: passed to ``predict``.
         postprocess: opt-in. None or False: the raw predictions only; True: keep the largest
             component of every class; a dict of options of
-            ``medtransfer.evaluation.postprocess.postprocess`` whose classes may be names from
+            ``medtransfer.evaluation.postprocess`` whose classes may be names from
             ``class_names``: ``{"largest_component": ["liver"], "min_island_mm3": {"lesion":
             20}}`` (also ``fill_holes``, ``labels``, ``connectivity``). When given, metrics are
             reported with and without it (``*_post``) and the report says what was applied.
@@ -145,7 +148,7 @@ def evaluate_segmentation(
         progress: show a tqdm progress bar.
 
     Returns:
-        A :class:`~medtransfer.evaluation.report.Report` with task ``"segmentation"``.
+        A :class:`~medtransfer.evaluation.Report` with task ``"segmentation"``.
 
     Raises:
         ConfigError: bad records, labels off the image grid, bad options.
@@ -162,8 +165,8 @@ def evaluate_segmentation(
     """
     from tqdm.auto import tqdm
 
-    from medtransfer.evaluation.inference import predict
-    from medtransfer.evaluation.postprocess import postprocess as apply_postprocess
+    from medtransfer.evaluation.inference.postprocess import postprocess as apply_postprocess
+    from medtransfer.evaluation.inference.predict import predict
 
     records = check_records(records, (image_key, label_key))
     ids = case_ids(records)

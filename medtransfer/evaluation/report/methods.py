@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from medtransfer.evaluation.postprocess_options import describe_postprocess
-from medtransfer.evaluation.report_format import count
+from medtransfer.evaluation.inference.postprocess_options import describe_postprocess
+from medtransfer.evaluation.wording import count
 
 if TYPE_CHECKING:
-    from medtransfer.evaluation.report import Report
+    from medtransfer.evaluation.report.report import Report
 
 __all__ = ["methods_items", "run_details"]
 

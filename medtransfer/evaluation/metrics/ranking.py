@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation._scores import parse_scores
+from medtransfer.evaluation.metrics.score_inputs import parse_scores
 
 __all__ = ["auprc", "auroc", "binary_auprc", "binary_auroc", "reduce_classes", "roc_curve"]
 

@@ -4,13 +4,12 @@ The image goes through the preset's eval pipeline (load, RAS orientation, foregr
 resampling, intensity, padding, normalisation), the model runs on the preprocessed tensor
 (sliding windows for volumes, batches of slices for 2D/2.5D models), and the probabilities are
 mapped back to the source grid by inverting the pipeline's spatial transforms (see
-:mod:`medtransfer.evaluation.inference_geometry`). The mask therefore has exactly the shape and
+:mod:`medtransfer.evaluation.inference.geometry`). The mask therefore has exactly the shape and
 affine of ``mt.io.load(source)``: save it with ``mt.io.save`` or ``mt.io.save_dicom_seg``.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,22 +21,26 @@ from monai.data import MetaTensor
 from torch import nn
 
 from medtransfer.errors import ConfigError, InputPathError, ModelError
-from medtransfer.evaluation.inference_geometry import (
+from medtransfer.evaluation.inference.geometry import (
     pipeline_roi_size,
     prepare_pipeline,
     restore_geometry,
 )
-from medtransfer.evaluation.report_format import count
+from medtransfer.evaluation.inference.tta import tta_flips
+from medtransfer.evaluation.wording import count
 from medtransfer.transforms import unstack_slices
 from medtransfer.transforms.pipeline_errors import run_pipeline
 
-__all__ = ["OUTPUTS", "all_flips", "predict", "resolve_device", "tta_flips"]
+__all__ = ["OUTPUTS", "predict", "resolve_device"]
 
 OUTPUTS = ("labels", "probabilities")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``.
+    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``, checked.
+
+    One rule for inference and training (``mt.training`` uses it too): a CUDA device that this
+    machine does not have is a ``ConfigError``, not a crash at the first ``.to(device)``.
 
     Example:
         >>> resolve_device("cpu")
@@ -46,36 +49,19 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ConfigError(
             f"device={device!r} is not a torch device ('auto', 'cpu', 'cuda:0')."
         ) from err
-
-
-def tta_flips(tta: bool | Sequence[Sequence[int]], spatial_dims: int) -> list[tuple[int, ...]]:
-    """The flips test-time augmentation averages over, as tuples of spatial axes (0-based).
-
-    ``tta=True`` gives the identity and one flip per spatial axis (``1 + spatial_dims`` passes);
-    a sequence of axis tuples gives exactly those (include ``()`` for the unflipped pass).
-
-    Example:
-        >>> tta_flips(True, 3), tta_flips([(), (0, 1)], 2)
-        ([(), (0,), (1,), (2,)], [(), (0, 1)])
-    """
-    if tta is False or tta is None:
-        return [()]
-    if tta is True:
-        return [(), *((axis,) for axis in range(spatial_dims))]
-    try:
-        flips = [tuple(int(a) for a in axes) for axes in tta]
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"tta={tta!r} must be True/False or a list of axis tuples.") from err
-    if not flips or any(a < 0 or a >= spatial_dims for axes in flips for a in axes):
-        raise ConfigError(
-            f"tta={tta!r}: axes must lie in 0..{spatial_dims - 1} (the model's spatial axes)."
-        )
-    return flips
+    if resolved.type == "cuda":
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if available == 0 or (resolved.index is not None and resolved.index >= available):
+            raise ConfigError(
+                f"device={device!r} but CUDA is not available here ({available} GPU(s) "
+                "visible); use device='cpu' or 'auto'."
+            )
+    return resolved
 
 
 def _check_arguments(output: str, overlap: float, batch_size: int, threshold: float) -> None:
@@ -228,7 +214,7 @@ def predict(
 
     Example:
         >>> import torch, medtransfer as mt
-        >>> from medtransfer.evaluation.inference import predict
+        >>> from medtransfer.evaluation.inference.predict import predict
         >>> image = mt.data.synthetic.phantoms(1, shape=(24, 20, 4))[0]["image"]
         >>> preset = mt.transforms.presets.ct(spatial_dims=2, roi_size=(32, 32))
         >>> model = torch.nn.Conv2d(1, 2, 1)  # any (N, C, X, Y) -> (N, K, X, Y) network
@@ -291,15 +277,3 @@ def predict(
     if loaded.meta.get("expanded_from_2d"):  # a 2D input: back to its own 2D grid
         restored = restored[..., 0]
     return _to_output(restored, output, threshold, source_affine, dict(loaded.meta))
-
-
-def all_flips(spatial_dims: int) -> list[tuple[int, ...]]:
-    """Every combination of flipped axes (``2**spatial_dims`` passes, as nnU-Net mirrors).
-
-    Example:
-        >>> all_flips(2)
-        [(), (0,), (1,), (0, 1)]
-    """
-    return [
-        c for r in range(spatial_dims + 1) for c in itertools.combinations(range(spatial_dims), r)
-    ]

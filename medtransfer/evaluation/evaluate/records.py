@@ -10,8 +10,9 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from medtransfer.data.case_ids import case_ids
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.report_format import count
+from medtransfer.evaluation.wording import count
 
 __all__ = [
     "case_ids",
@@ -42,22 +43,6 @@ def check_records(records: Any, keys: Sequence[str]) -> list[Mapping[str, Any]]:
                 "label_key= if your manifest names them differently."
             )
     return list(records)
-
-
-def case_ids(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    """``record["case_id"]``, or ``case_0000``... when absent; duplicates are an error.
-
-    Example:
-        >>> case_ids([{"case_id": "ct-7", "patient_id": "Doe^John"}, {}])
-        ['ct-7', 'case_0001']
-    """
-    ids = [str(r.get("case_id", f"case_{i:04d}")) for i, r in enumerate(records)]
-    seen: set[str] = set()
-    for cid in ids:
-        if cid in seen:
-            raise ConfigError(f"case_id {cid!r} appears twice in records; case ids must be unique.")
-        seen.add(cid)
-    return ids
 
 
 def resolve_class_names(class_names: Any, num_classes: int | None) -> dict[int, str]:

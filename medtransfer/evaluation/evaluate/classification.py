@@ -16,16 +16,16 @@ import numpy as np
 import torch
 
 from medtransfer.errors import ConfigError, ModelError
-from medtransfer.evaluation.calibration import calibration_bins
-from medtransfer.evaluation.classification_accumulator import ClassificationAccumulator
-from medtransfer.evaluation.evaluation_inputs import (
+from medtransfer.evaluation.accumulators.classification import ClassificationAccumulator
+from medtransfer.evaluation.evaluate.records import (
     case_ids,
     check_records,
     eval_pipeline,
     run_metadata,
 )
-from medtransfer.evaluation.ranking import auroc, roc_curve
-from medtransfer.evaluation.report import Report
+from medtransfer.evaluation.metrics.calibration import calibration_bins
+from medtransfer.evaluation.metrics.ranking import auroc, roc_curve
+from medtransfer.evaluation.report.report import Report
 from medtransfer.transforms.pipeline_errors import run_pipeline
 
 __all__ = ["evaluate_classification"]
@@ -131,7 +131,7 @@ def evaluate_classification(
         progress: show a tqdm progress bar.
 
     Returns:
-        A :class:`~medtransfer.evaluation.report.Report` with task ``"classification"``.
+        A :class:`~medtransfer.evaluation.Report` with task ``"classification"``.
 
     Example:
         >>> import torch, medtransfer as mt
@@ -144,7 +144,7 @@ def evaluate_classification(
     """
     from tqdm.auto import tqdm
 
-    from medtransfer.evaluation.inference import resolve_device
+    from medtransfer.evaluation.inference.predict import resolve_device
 
     records = check_records(records, (image_key, label_key))
     ids = case_ids(records)

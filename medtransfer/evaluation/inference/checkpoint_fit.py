@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from medtransfer.evaluation.report_format import count
+from medtransfer.evaluation.wording import count
 
 __all__ = ["checkpoint_differences", "describe_mismatch"]
 

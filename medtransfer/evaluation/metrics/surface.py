@@ -12,7 +12,7 @@ percentile=95)``, ``SurfaceDistanceMetric(symmetric=True)`` and ``SurfaceDiceMet
 - Surface Dice (NSD) at tolerance ``tau`` mm: edge voxels of both surfaces lying within ``tau``
   of the other surface, divided by all edge voxels of both surfaces.
 
-Empty masks follow the table in :mod:`medtransfer.evaluation.overlap`: NaN when the class is
+Empty masks follow the table in :mod:`medtransfer.evaluation.metrics.overlap`: NaN when the class is
 absent from both, ``empty_distance`` (default: the image diagonal in mm) for HD95/ASSD and 0 for
 surface Dice when it is absent from one of them. MONAI would return inf/NaN and warn instead.
 """
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation._inputs import (
+from medtransfer.evaluation.metrics.mask_inputs import (
     SegmentationPair,
     image_diagonal_mm,
     prepare_segmentation,

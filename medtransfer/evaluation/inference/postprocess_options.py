@@ -2,7 +2,7 @@
 
 :func:`resolve_postprocess` turns what a user passes to ``evaluate_segmentation(postprocess=...)``
 or writes under ``evaluation.postprocess`` in a run config into keyword arguments of
-:func:`~medtransfer.evaluation.postprocess.postprocess` (class names become label values, every
+:func:`~medtransfer.evaluation.postprocess` (class names become label values, every
 name and key is checked); :func:`describe_postprocess` says in words what those arguments do,
 for the CLI output and the report's methods section. Post-processing is opt-in: ``None`` and
 ``False`` mean none, and options that enable no step mean none too.

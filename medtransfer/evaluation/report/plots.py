@@ -1,4 +1,4 @@
-"""Figures of a :class:`~medtransfer.evaluation.report.Report` (matplotlib, no pyplot state).
+"""Figures of a :class:`~medtransfer.evaluation.Report` (matplotlib, no pyplot state).
 
 Every function returns a ``matplotlib.figure.Figure`` built without pyplot, so writing an HTML
 report never opens a window or changes the notebook's backend; :func:`png_base64` turns one into
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from medtransfer.evaluation.report import OverlaySlice, Report
+    from medtransfer.evaluation.report.report import OverlaySlice, Report
 
 __all__ = [
     "PALETTE",
@@ -123,7 +123,7 @@ def dice_boxplot(report: Report, metric: str = "dice") -> Any:
         label = "raw prediction" if j == 0 else "after post-processing"
         ax.plot([], [], "s", color=colour, alpha=0.6, label=label)
     ax.set_xticks(np.arange(len(names)), names)
-    from medtransfer.evaluation.report_format import metric_label
+    from medtransfer.evaluation.report.format import metric_label
 
     ax.set_ylabel(metric_label(metric))
     if metric in ("dice", "nsd"):
@@ -186,9 +186,9 @@ def history_figure(curves: dict[str, list[Any]]) -> Any:
     """Training curves: losses on the left axis, validation metrics on the right.
 
     Bookkeeping and timings (``lr``, ``time_s``, ``val_time_s``, ``samples_per_s``) are not
-    drawn: see :func:`~medtransfer.evaluation.report_format.curve_kind`.
+    drawn: see :func:`~medtransfer.evaluation.report.format.curve_kind`.
     """
-    from medtransfer.evaluation.report_format import curve_kind
+    from medtransfer.evaluation.report.format import curve_kind
 
     fig = _figure(6.5, 3.2)
     ax = fig.add_subplot()

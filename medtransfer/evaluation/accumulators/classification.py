@@ -17,18 +17,18 @@ from typing import Any
 import numpy as np
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation._cases import next_case_ids
-from medtransfer.evaluation._scores import parse_scores
+from medtransfer.evaluation.accumulators.case_ids import next_case_ids
 from medtransfer.evaluation.bootstrap import Estimate, bootstrap_summary
-from medtransfer.evaluation.calibration import expected_calibration_error
-from medtransfer.evaluation.ranking import auprc, auroc, reduce_classes
-from medtransfer.evaluation.report_format import count
-from medtransfer.evaluation.threshold_metrics import (
+from medtransfer.evaluation.metrics.calibration import expected_calibration_error
+from medtransfer.evaluation.metrics.ranking import auprc, auroc, reduce_classes
+from medtransfer.evaluation.metrics.score_inputs import parse_scores
+from medtransfer.evaluation.metrics.thresholds import (
     accuracy,
     balanced_accuracy,
     sensitivity_specificity,
     youden_threshold,
 )
+from medtransfer.evaluation.wording import count
 
 __all__ = ["ClassificationAccumulator", "classification_metrics"]
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation._scores import ScoreInputs, parse_scores
-from medtransfer.evaluation.ranking import Average, _curve_counts, reduce_classes
+from medtransfer.evaluation.metrics.ranking import Average, _curve_counts, reduce_classes
+from medtransfer.evaluation.metrics.score_inputs import ScoreInputs, parse_scores
 
 __all__ = [
     "accuracy",

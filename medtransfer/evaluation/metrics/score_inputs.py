@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.report_format import count
+from medtransfer.evaluation.wording import count
 
 __all__ = ["ScoreInputs", "parse_scores"]
 

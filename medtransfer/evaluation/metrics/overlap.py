@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medtransfer.evaluation._inputs import SegmentationPair, prepare_segmentation
+from medtransfer.evaluation.metrics.mask_inputs import SegmentationPair, prepare_segmentation
 
 __all__ = ["dice", "iou", "overlap_from_pair"]
 

@@ -1,6 +1,6 @@
 """How report numbers are named and printed: metric labels, decimals, CIs, plain-text tables.
 
-Shared by :class:`~medtransfer.evaluation.report.Report` (``repr``, CSV) and the HTML writer so
+Shared by :class:`~medtransfer.evaluation.Report` (``repr``, CSV) and the HTML writer so
 that a number reads the same everywhere: ``Dice liver 0.91 (95% CI 0.88–0.93), n=12``.
 """
 
@@ -14,7 +14,6 @@ from medtransfer.errors import ConfigError
 
 __all__ = [
     "METRIC_LABELS",
-    "count",
     "curve_kind",
     "format_estimate",
     "format_value",
@@ -57,16 +56,6 @@ def metric_label(metric: str) -> str:
         ('Dice, post-processed', 'volume')
     """
     return METRIC_LABELS.get(metric, metric)
-
-
-def count(n: int, noun: str, plural: str | None = None) -> str:
-    """``n`` and the noun, singular for exactly one: ``1 case``, ``0 cases``, ``3 classes``.
-
-    Example:
-        >>> count(1, "case"), count(12, "case"), count(2, "class", "classes")
-        ('1 case', '12 cases', '2 classes')
-    """
-    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
 #: Per-epoch columns of a training history that are neither losses nor metrics.

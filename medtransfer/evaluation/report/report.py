@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.report_format import (
-    count,
+from medtransfer.evaluation.report.format import (
     format_estimate,
     history_data,
     metric_label,
     text_table,
 )
+from medtransfer.evaluation.wording import count
 from medtransfer.io import atomic_path
 
 __all__ = ["OverlaySlice", "Report"]
@@ -194,7 +194,7 @@ class Report:
         return f"{head}\n{text_table(rows)}"
 
     def _repr_html_(self) -> str:
-        from medtransfer.evaluation.report_html import summary_html
+        from medtransfer.evaluation.report.html_page import summary_html
 
         return summary_html(self)
 
@@ -251,7 +251,7 @@ class Report:
 
     def to_html(self, path: str | os.PathLike[str]) -> Path:
         """Write one self-contained HTML page (inline CSS, embedded PNG plots, no links)."""
-        from medtransfer.evaluation.report_html import render_html
+        from medtransfer.evaluation.report.html_page import render_html
 
         text = render_html(self)
         with atomic_path(path) as tmp:
@@ -260,7 +260,7 @@ class Report:
 
     def plot(self) -> Any:
         """The report's main figure for notebooks (matplotlib ``Figure``)."""
-        from medtransfer.evaluation.report_plots import overview_figure
+        from medtransfer.evaluation.report.plots import overview_figure
 
         return overview_figure(self)
 
