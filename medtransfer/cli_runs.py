@@ -121,12 +121,7 @@ def _preset(cfg: Any, names: list[str] | None, records=None) -> tuple[Any, Any]:
 def _strategy(cfg: Any) -> list[Any]:
     import medtransfer as mt
 
-    classes = {
-        "full": mt.training.FullFineTune, "linear_probe": mt.training.LinearProbe,
-        "bitfit": mt.training.BitFit, "gradual_unfreeze": mt.training.GradualUnfreeze,
-        "discriminative": mt.training.Discriminative, "lora": mt.training.LoRA,
-    }  # fmt: skip
-    return [classes[name](**kwargs) for name, kwargs in cfg.strategy_kwargs()]
+    return [mt.training.STRATEGIES[name](**kwargs) for name, kwargs in cfg.strategy_kwargs()]
 
 
 def _normalisation_of_run(cfg: Any, checkpoint: Path) -> Any:
@@ -176,8 +171,8 @@ def _trained_model(
 def _evaluate_report(
     cfg: Any, model: Any, cases: list[dict], names: list[str] | None, records=None
 ) -> Any:
-    from medtransfer.evaluation.classification_report import evaluate_classification
-    from medtransfer.evaluation.segmentation_report import evaluate_segmentation
+    from medtransfer.evaluation.evaluate.classification import evaluate_classification
+    from medtransfer.evaluation.evaluate.segmentation import evaluate_segmentation
 
     preset = _preset(cfg, names, records)
     e = cfg.evaluation
@@ -196,13 +191,13 @@ def _evaluate_report(
 
 def _postprocess(cfg: Any, names: list[str] | None) -> dict[str, Any] | None:
     """``evaluation.postprocess`` resolved against the class names (None: none asked for)."""
-    from medtransfer.evaluation.postprocess_options import resolve_postprocess
+    from medtransfer.evaluation.inference.postprocess_options import resolve_postprocess
 
     return resolve_postprocess(cfg.postprocess_options(), names, where="evaluation.postprocess")
 
 
 def _postprocess_line(options: Any, names: list[str] | None) -> str:
-    from medtransfer.evaluation.postprocess_options import describe_postprocess
+    from medtransfer.evaluation.inference.postprocess_options import describe_postprocess
 
     if not options:
         return (

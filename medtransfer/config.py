@@ -228,7 +228,7 @@ class RunConfig(_Section):
         """``evaluation.postprocess`` as options of ``evaluate_segmentation(postprocess=...)``.
 
         None when no step is asked for (post-processing is opt-in). Classes are still names or
-        values: ``mt.evaluation.postprocess_options.resolve_postprocess`` maps them.
+        values: ``mt.evaluation.inference.postprocess_options.resolve_postprocess`` maps them.
         """
         post = self.evaluation.postprocess
         if not post.enabled():

@@ -13,12 +13,15 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from medtransfer.config_messages import shorten
+from medtransfer.evaluation import postprocess
+from medtransfer.training import STRATEGIES
 
 __all__ = [
     "STRATEGY_ARGS",
@@ -35,17 +38,10 @@ __all__ = [
 
 Number = int | float
 Window = str | tuple[float, float] | dict[str, float]
-StrategyName = Literal[
-    "full", "linear_probe", "bitfit", "gradual_unfreeze", "discriminative", "lora"
-]
-# Keyword arguments each strategy accepts (``mt.training`` class of the same name).
+# Strategy names and their keyword arguments, read from ``mt.training.STRATEGIES`` (one table).
+StrategyName = Literal[tuple(STRATEGIES)]  # type: ignore[valid-type]
 STRATEGY_ARGS: dict[str, tuple[str, ...]] = {
-    "full": (),
-    "linear_probe": (),
-    "bitfit": (),
-    "gradual_unfreeze": ("head_epochs", "epochs_per_stage", "train_norms"),
-    "discriminative": ("decay",),
-    "lora": ("rank", "alpha"),
+    name: tuple(inspect.signature(cls).parameters) for name, cls in STRATEGIES.items()
 }
 
 
@@ -243,23 +239,28 @@ class TrainingConfig(_Section):
 
 ClassList = bool | list[int | str]
 Volume = Annotated[float, Field(ge=0)]
+# The defaults of ``mt.evaluation.postprocess`` (every step off): one place for them.
+_POST = {n: p.default for n, p in inspect.signature(postprocess).parameters.items()}
 
 
 class PostprocessConfig(_Section):
     """Opt-in clean-up of predicted masks, per class (``mt.evaluation.postprocess``)."""
 
     largest_component: ClassList = Field(
-        False,
+        _POST["largest_component"],
         description="classes (names or label values) reduced to their largest connected "
         "component, e.g. [liver]; true: every class. For one organ, never for white matter or "
         "lesions",
     )
     min_island_mm3: Volume | dict[int | str, Volume] | None = Field(
-        None, description="remove components under this volume (mm³), or {class: volume}"
+        _POST["min_island_mm3"],
+        description="remove components under this volume (mm³), or {class: volume}",
     )
-    fill_holes: ClassList = Field(False, description="classes whose enclosed holes are filled")
+    fill_holes: ClassList = Field(
+        _POST["fill_holes"], description="classes whose enclosed holes are filled"
+    )
     connectivity: Literal[1, 2, 3] | None = Field(
-        None, description="null: full (26 neighbours in 3D); 1: faces only"
+        _POST["connectivity"], description="null: full (26 neighbours in 3D); 1: faces only"
     )
 
     def enabled(self) -> bool:

@@ -13,13 +13,16 @@ Example:
 from __future__ import annotations
 
 from medtransfer.data import synthetic
+from medtransfer.data.case_ids import case_id, case_ids
 from medtransfer.data.manifest import case_id_from_path, load_manifest
 from medtransfer.data.split import Fold, Split, kfold, split
 
 __all__ = [
     "Fold",
     "Split",
+    "case_id",
     "case_id_from_path",
+    "case_ids",
     "kfold",
     "load_manifest",
     "split",

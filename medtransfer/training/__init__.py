@@ -19,7 +19,9 @@ from medtransfer.training.losses import LOSSES, FocalLoss, make_loss
 from medtransfer.training.lr_find import LRFindResult, lr_find
 from medtransfer.training.metrics import TaskMetric
 from medtransfer.training.schedules import SCHEDULES, make_schedule
+from medtransfer.training.settings import TrainSettings
 from medtransfer.training.strategies import (
+    STRATEGIES,
     BitFit,
     Discriminative,
     FullFineTune,
@@ -33,6 +35,7 @@ from medtransfer.training.strategies import (
 __all__ = [
     "LOSSES",
     "SCHEDULES",
+    "STRATEGIES",
     "BitFit",
     "Callback",
     "Discriminative",
@@ -49,6 +52,7 @@ __all__ = [
     "LoRALinear",
     "Strategy",
     "TaskMetric",
+    "TrainSettings",
     "count_parameters",
     "inject_lora",
     "load_checkpoint",

@@ -6,28 +6,27 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
 from medtransfer.errors import ConfigError
 from medtransfer.training.callbacks import Callback
 from medtransfer.training.checkpoint import load_checkpoint, save_checkpoint, seed_everything
-from medtransfer.training.data_loading import CACHES, LOADERS, EpochLoaders, val_batch_size
+from medtransfer.training.data_loading import CACHES, LOADERS, EpochLoaders
 from medtransfer.training.distributed import DistContext, sum_across, unwrap
 from medtransfer.training.history import History
-from medtransfer.training.label_checks import with_label_check
 from medtransfer.training.loop import LoopState, Runtime, train_epoch, validate
 from medtransfer.training.metrics import TaskMetric, resolve_metric
-from medtransfer.training.optim import build_runtime
+from medtransfer.training.optim import build_runtime, wrap_model
 from medtransfer.training.progress import Progress
 from medtransfer.training.resume import restore_training_state, training_state
 from medtransfer.training.run_dir import RunDirectory, environment_info
+from medtransfer.training.settings import TrainSettings, build_loaders
 from medtransfer.training.strategies import Strategy, as_strategy, count_parameters
 from medtransfer.training.task import TASKS, resolve_task
-from medtransfer.transforms.pipeline_errors import medtransfer_errors
 
 __all__ = ["TASKS", "FineTuner"]
 
@@ -137,31 +136,21 @@ class FineTuner:
         if problems:
             raise ConfigError("Invalid FineTuner arguments: " + "; ".join(problems) + ".")
         self.model = model
-        self.task = task
         self.strategy = as_strategy(strategy)
-        self.lr = float(lr)
-        self.loss = loss
-        self.optimizer_name = optimizer
-        self.weight_decay = weight_decay
-        self.schedule = schedule
-        self.warmup = warmup
-        self.num_outputs = getattr(model, "num_classes", None)
-        self.metric = resolve_metric(metric, task, self.num_outputs)
-        self.class_weights = class_weights
-        self.device, self.amp, self.channels_last, self.compile = (
-            device,
-            amp,
-            channels_last,
-            compile,
-        )
-        self.grad_accum, self.clip_grad = grad_accum, clip_grad
-        self.seed, self.deterministic = seed, deterministic
-        self.batch_size, self.val_batch_size = batch_size, val_batch_size or batch_size
-        self.num_workers, self.cache, self.cache_dir = num_workers, cache, cache_dir
-        self.loader = loader
-        self.roi_size = tuple(roi_size) if roi_size is not None else None
-        self.sw_batch_size, self.val_every = sw_batch_size, val_every
-        self.checkpoint_every = checkpoint_every
+        num_outputs = getattr(model, "num_classes", None)
+        self.metric = resolve_metric(metric, task, num_outputs)
+        # built once: the runtime, loaders and lr_find read these, never the FineTuner itself
+        self.settings = TrainSettings(
+            task=task, num_outputs=num_outputs, lr=float(lr), loss=loss, optimizer=optimizer,
+            weight_decay=weight_decay, schedule=schedule, warmup=warmup,
+            class_weights=class_weights, device=device, amp=amp, channels_last=channels_last,
+            compile=compile, grad_accum=grad_accum, clip_grad=clip_grad, seed=seed,
+            deterministic=deterministic, batch_size=batch_size,
+            val_batch_size=val_batch_size or batch_size, num_workers=num_workers, loader=loader,
+            cache=cache, cache_dir=cache_dir,
+            roi_size=tuple(roi_size) if roi_size is not None else None,
+            sw_batch_size=sw_batch_size, val_every=val_every, checkpoint_every=checkpoint_every,
+        )  # fmt: skip
         self.progress = Progress(progress)  # validates the mode early
         self._progress_mode = progress
         self.run_dir_arg = run_dir
@@ -170,12 +159,17 @@ class FineTuner:
         self.stop = False
         self._prepared = False
 
+    @property
+    def task(self) -> str:
+        """The task, "classification" or "segmentation" (from the model and ``task=``)."""
+        return self.settings.task
+
     # ----------------------------------------------------------------------------- set-up
     def _config(self, **fit_args: Any) -> dict[str, Any]:
         trainable, total = count_parameters(self.model)
-        skip = {"model", "strategy", "history", "run", "progress", "metric", "stop"}
-        config = {k: v for k, v in vars(self).items() if k not in skip and not k.startswith("_")}
+        config = {f.name: getattr(self.settings, f.name) for f in fields(self.settings)}
         config.update(
+            run_dir_arg=self.run_dir_arg,
             model=type(self.model).__name__,
             strategy=repr(self.strategy),
             metric=self.metric.name,
@@ -192,30 +186,22 @@ class FineTuner:
             f"({100.0 * trainable / max(total, 1):.2f}%)"
         )
 
-    def _build_runtime(self, ctx: DistContext, total_steps: int) -> Runtime:
-        if not self._prepared:
+    def _prepare(self) -> None:
+        if not self._prepared:  # once: LoRA adapters must not be injected twice
             self.strategy.setup(self.model)
             self._prepared = True
-        return build_runtime(self, ctx, total_steps)
 
-    def _wrap(self, ctx: DistContext, device: torch.device) -> nn.Module:
-        model = ctx.wrap(self.model, device)
-        return torch.compile(model) if self.compile else model
+    def _build_runtime(self, ctx: DistContext, total_steps: int) -> Runtime:
+        self._prepare()
+        return build_runtime(self.model, self.strategy, self.settings, ctx, total_steps)
 
     def _loaders(self, data: Any, transform: Any, train: bool, ctx: DistContext) -> EpochLoaders:
-        cache_dir = self.cache_dir  # cache="disk" without one: run_dir/cache
-        if cache_dir is None and self.cache == "disk" and self.run is not None:
+        cache_dir = None  # cache="disk" without a cache_dir: run_dir/cache
+        if self.settings.cache == "disk" and self.run is not None:
             cache_dir = self.run.path / "cache"
-        if not isinstance(data, (Dataset, DataLoader)):
-            transform = with_label_check(transform, self.task, self.num_outputs)  # records
-        batch_size = self.batch_size if train else val_batch_size(transform, self.val_batch_size)
-        with medtransfer_errors():  # the cache is filled here: a bad record fails here
-            return EpochLoaders(
-                data, transform=transform, train=train,
-                batch_size=batch_size,
-                num_workers=self.num_workers, pin_memory=torch.cuda.is_available(),
-                loader=self.loader, seed=self.seed, cache=self.cache, cache_dir=cache_dir, ctx=ctx,
-            )  # fmt: skip
+        return build_loaders(
+            self.settings, data, transform, train=train, ctx=ctx, cache_dir=cache_dir
+        )
 
     # ----------------------------------------------------------------------------- checkpoints
     def _save_state(self, rt: Runtime, state: LoopState) -> None:
@@ -274,14 +260,15 @@ class FineTuner:
         self.run = RunDirectory.for_run(self.run_dir_arg, self.task, ctx)
         resuming, cleaned = self.run.start(resume, overwrite)
         ctx.barrier()  # rank 0 has deleted what overwrite deletes before any rank writes
-        seed_everything(self.seed)
+        settings = self.settings
+        seed_everything(settings.seed)
         previous_det = torch.are_deterministic_algorithms_enabled()
-        if self.deterministic:
+        if settings.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = not self.deterministic
+        torch.backends.cudnn.benchmark = not settings.deterministic
         train_loaders = self._loaders(train, train_transform, True, ctx)
         val_loaders = self._loaders(val, val_transform, False, ctx) if val is not None else None
-        per_epoch = math.ceil(len(train_loaders) / self.grad_accum)
+        per_epoch = math.ceil(len(train_loaders) / settings.grad_accum)
         epochs = epochs if epochs is not None else math.ceil(steps / per_epoch)
         total_steps = steps if steps is not None else epochs * per_epoch
         rt = self._build_runtime(ctx, total_steps)
@@ -316,15 +303,18 @@ class FineTuner:
         return self.history
 
     def _epochs(self, rt, state, train_loaders, val_loaders, epochs, steps, callbacks) -> None:
+        every = self.settings.checkpoint_every
+
         def on_step(step: int, loss: float) -> None:
-            if self.checkpoint_every and step % self.checkpoint_every == 0:
+            if every and step % every == 0:
                 self._save_state(rt, state)
             for cb in callbacks:
                 cb.on_step_end(self, step, loss)
 
         while state.epoch < epochs and not self.stop and not (steps and state.step >= steps):
             if self.strategy.on_epoch_start(self.model, state.epoch):
-                rt.model = self._wrap(rt.ctx, rt.device)  # DDP must see the new trainable set
+                # DDP must see the new trainable set
+                rt.model = wrap_model(self.model, rt.ctx, rt.device, self.settings.compile)
                 self.progress.message(f"epoch {state.epoch + 1}: {self._parameter_line()}")
             rt.model.train()
             self.strategy.train_mode(self.model)
@@ -344,20 +334,14 @@ class FineTuner:
                 "samples_per_s": (state.samples - done_before) * rt.ctx.world_size / seconds,
             }
             last = state.epoch + 1 == epochs or bool(steps and state.step >= steps)
-            if val_loaders is not None and ((state.epoch + 1) % self.val_every == 0 or last):
+            every_n = self.settings.val_every
+            if val_loaders is not None and ((state.epoch + 1) % every_n == 0 or last):
                 rt.ctx.broadcast_parameters(self.model)  # same norm statistics on every rank
-                record.update(
-                    validate(
-                        rt,
-                        val_loaders,
-                        self.metric,
-                        self.task,
-                        roi_size=self.roi_size,
-                        sw_batch_size=self.sw_batch_size,
-                    )  # fmt: skip
-                )
+                record.update(self._validate(rt, val_loaders))
             value = record.get(self.metric.name)
-            is_best = value is not None and self.history.is_improvement(value)
+            is_best = value is not None and self.history.is_improvement(
+                value, val_loss=record.get("val_loss")
+            )
             self.history.append(record)
             if is_best and self.run.enabled:
                 payload = {"model": unwrap(rt.model).state_dict(), "epoch": state.epoch + 1}
@@ -376,7 +360,13 @@ class FineTuner:
         ctx = DistContext.from_env()
         rt = self._build_runtime(ctx, total_steps=1)
         loaders = self._loaders(val, val_transform, False, ctx)
-        return validate(rt, loaders, self.metric, self.task, roi_size=self.roi_size, sw_batch_size=self.sw_batch_size)  # fmt: skip
+        return self._validate(rt, loaders)
+
+    def _validate(self, rt: Runtime, loaders: EpochLoaders) -> dict[str, float]:
+        s = self.settings
+        return validate(
+            rt, loaders, self.metric, s.task, roi_size=s.roi_size, sw_batch_size=s.sw_batch_size
+        )
 
     def load_best(self) -> nn.Module:
         """Load the best checkpoint's weights into ``self.model`` and return it."""
@@ -393,4 +383,5 @@ class FineTuner:
         """Learning-rate range test on ``train``; see :func:`medtransfer.training.lr_find`."""
         from medtransfer.training.lr_find import lr_find
 
-        return lr_find(self, train, **kwargs)
+        self._prepare()
+        return lr_find(self.model, train, self.settings, strategy=self.strategy, **kwargs)

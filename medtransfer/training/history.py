@@ -45,42 +45,64 @@ class History:
     def __len__(self) -> int:
         return len(self.records)
 
-    def _scored(self) -> list[tuple[int, float]]:
+    def _scored(self) -> list[tuple[int, float, float]]:
+        """``(epoch, metric, val_loss)`` of the validated epochs (val_loss NaN when absent)."""
         return [
-            (r["epoch"], r[self.metric])
+            (r["epoch"], r[self.metric], _loss(r.get("val_loss")))
             for r in self.records
             if isinstance(r.get(self.metric), (int, float)) and not math.isnan(r[self.metric])
         ]
 
+    def _rank(self, value: float, val_loss: float) -> tuple[float, float]:
+        """Sort key, larger is better: the metric, then (on a tie) the lower validation loss."""
+        loss_key = -math.inf if math.isnan(val_loss) else -val_loss  # no loss: loses a tie
+        return (value if self.higher_is_better else -value, loss_key)
+
     @property
     def best_epoch(self) -> int | None:
-        """Epoch (1-based) with the best selection metric, None before any validation."""
+        """Epoch (1-based) with the best selection metric, None before any validation.
+
+        A tie on the metric (e.g. AUROC 1.0 twice) goes to the lower ``val_loss``, then to the
+        earlier epoch.
+        """
         scored = self._scored()
         if not scored:
             return None
-        pick = max if self.higher_is_better else min
-        return pick(scored, key=lambda item: item[1])[0]
+        return max(scored, key=lambda item: self._rank(item[1], item[2]))[0]
 
     @property
     def best_value(self) -> float | None:
         """Best value of the selection metric."""
         best = self.best_epoch
-        return None if best is None else dict(self._scored())[best]
+        return None if best is None else {e: v for e, v, _ in self._scored()}[best]
 
-    def is_improvement(self, value: float, min_delta: float = 0.0) -> bool:
-        """Whether ``value`` beats every earlier value by more than ``min_delta``."""
+    def is_improvement(
+        self, value: float, min_delta: float = 0.0, val_loss: float | None = None
+    ) -> bool:
+        """Whether ``value`` beats every earlier value by more than ``min_delta``.
+
+        An exact tie with the best value counts when ``val_loss`` is lower than that epoch's.
+
+        Example:
+            >>> h = History("auroc", records=[{"epoch": 1, "auroc": 1.0, "val_loss": 0.6}])
+            >>> h.is_improvement(1.0, val_loss=0.1), h.is_improvement(1.0, val_loss=0.7)
+            (True, False)
+        """
         if value is None or math.isnan(value):
             return False
-        best = self.best_value
-        if best is None:
+        scored = self._scored()
+        if not scored:
             return True
-        return value > best + min_delta if self.higher_is_better else value < best - min_delta
+        best = max(scored, key=lambda item: self._rank(item[1], item[2]))
+        if value == best[1]:
+            return self._rank(value, _loss(val_loss)) > self._rank(best[1], best[2])
+        return value > best[1] + min_delta if self.higher_is_better else value < best[1] - min_delta
 
     def epochs_since_best(self) -> int:
         """Validation epochs since the best one (0 when the last validation is the best)."""
         scored = self._scored()
         best = self.best_epoch
-        return sum(1 for epoch, _ in scored if best is not None and epoch > best)
+        return sum(1 for epoch, _, _ in scored if best is not None and epoch > best)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for checkpoints and JSON)."""
@@ -125,7 +147,7 @@ class History:
             ...                            "accuracy": 0.75, "auroc": 0.5}]).metric_keys()
             ['auroc', 'accuracy']
         """
-        from medtransfer.evaluation.report_format import curve_kind
+        from medtransfer.evaluation.report.format import curve_kind
 
         found = dict.fromkeys(
             key
@@ -160,7 +182,7 @@ class History:
             >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
         """
         from medtransfer.errors import ConfigError
-        from medtransfer.evaluation.report_format import curve_kind
+        from medtransfer.evaluation.report.format import curve_kind
 
         try:
             import matplotlib.pyplot as plt
@@ -197,3 +219,7 @@ class History:
         if handles:
             ax.legend(handles, labels, loc="best")
         return ax
+
+
+def _loss(value: Any) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan

@@ -138,7 +138,7 @@ def _grid(x: torch.Tensor) -> str:
 
 def _check_grid(image: torch.Tensor, label: Any, case: str) -> None:
     """Shape and affine as ``evaluate_segmentation`` checks them (same rules and tolerance)."""
-    from medtransfer.evaluation.segmentation_report import reference_on_grid
+    from medtransfer.evaluation.evaluate.segmentation import reference_on_grid
 
     label = label if isinstance(label, torch.Tensor) else torch.as_tensor(label)
     affine = getattr(image, "affine", None)
@@ -170,7 +170,7 @@ def _check_label_values(label: Any, case: str, num_classes: int | None, where: s
     if low < 0:
         raise ConfigError(f"case {case!r}: the label holds value {low}; labels start at 0. {where}")
     if num_classes is not None and high >= num_classes:
-        from medtransfer.evaluation.report_format import count
+        from medtransfer.evaluation.wording import count
 
         raise ConfigError(
             f"case {case!r}: the label holds value {high} but the model has "
@@ -181,7 +181,7 @@ def _check_label_values(label: Any, case: str, num_classes: int | None, where: s
 
 
 def _check_class_value(label: Any, case: str, num_classes: int | None) -> None:
-    from medtransfer.evaluation.report_format import count
+    from medtransfer.evaluation.wording import count
 
     top = f"0..{num_classes - 1}" if num_classes is not None else "0, 1, 2..."
     classes = f"; {count(num_classes, 'class', 'classes')}" if num_classes else ""

@@ -13,10 +13,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from torch import nn
+
 from medtransfer.errors import ConfigError
 from medtransfer.training.checkpoint import get_rng_state, set_rng_state
 from medtransfer.training.data_loading import split_batch
 from medtransfer.training.distributed import DistContext
+from medtransfer.training.optim import build_runtime
+from medtransfer.training.settings import TrainSettings, build_loaders
+from medtransfer.training.strategies import Strategy, as_strategy
 
 __all__ = ["LRFindResult", "lr_find", "suggest_lr"]
 
@@ -71,9 +76,11 @@ class LRFindResult:
 
 
 def lr_find(
-    tuner: Any,
+    model: nn.Module,
     train: Any,
+    settings: TrainSettings,
     *,
+    strategy: Strategy | None = None,
     train_transform: Any = None,
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
@@ -81,11 +88,15 @@ def lr_find(
     smoothing: float = 0.98,
     diverge: float = 4.0,
 ) -> LRFindResult:
-    """Run the range test with ``tuner``'s model, strategy, loss, optimizer and data settings.
+    """Run the range test with ``settings``' loss, optimizer, precision and data loading.
+
+    ``FineTuner.lr_find(train)`` calls this with its model, strategy and settings.
 
     Args:
-        tuner: a :class:`~medtransfer.training.FineTuner`.
+        model: the model, already set up by ``strategy`` (frozen parts, adapters).
         train: training data (records, Dataset or DataLoader; batches repeat if too few).
+        settings: a :class:`~medtransfer.training.settings.TrainSettings` (``tuner.settings``).
+        strategy: gives the learning-rate groups and train mode (default FullFineTune).
         train_transform: MONAI transform for records input.
         start_lr, end_lr: range of learning rates (base rate; strategy multipliers apply).
         num_iter: steps (at most).
@@ -94,21 +105,31 @@ def lr_find(
 
     Returns:
         :class:`LRFindResult` (``.suggestion``, ``.plot()``).
+
+    Example:
+        >>> import torch, medtransfer as mt
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> data = DataLoader(TensorDataset(torch.rand(8, 3), torch.arange(8) % 2), batch_size=4)
+        >>> settings = TrainSettings(task="classification", num_outputs=2, device="cpu")
+        >>> result = lr_find(torch.nn.Linear(3, 2), data, settings, num_iter=5)
+        >>> len(result.lrs) <= 5
+        True
     """
     if not 0 < start_lr < end_lr or num_iter < 2:
         raise ConfigError("lr_find needs 0 < start_lr < end_lr and num_iter >= 2.")
+    strategy = as_strategy(strategy)
     ctx = DistContext()
-    rt = tuner._build_runtime(ctx, total_steps=num_iter)
-    loaders = tuner._loaders(train, train_transform, True, ctx)
-    saved_model = copy.deepcopy(tuner.model.state_dict())
+    rt = build_runtime(model, strategy, settings, ctx, total_steps=num_iter)
+    loaders = build_loaders(settings, train, train_transform, train=True, ctx=ctx)
+    saved_model = copy.deepcopy(model.state_dict())
     saved_rng = get_rng_state()
-    ratios = [group["lr"] / tuner.lr for group in rt.optimizer.param_groups]
+    ratios = [group["lr"] / settings.lr for group in rt.optimizer.param_groups]
     gamma = (end_lr / start_lr) ** (1.0 / (num_iter - 1))
     lrs: list[float] = []
     losses: list[float] = []
     avg, best = 0.0, math.inf
     rt.model.train()
-    tuner.strategy.train_mode(tuner.model)
+    strategy.train_mode(model)
     epoch = 0  # data repeat if one epoch has fewer than num_iter batches
     try:
         done = False
@@ -141,7 +162,7 @@ def lr_find(
                         break
             epoch += 1
     finally:
-        tuner.model.load_state_dict(saved_model)
+        model.load_state_dict(saved_model)
         set_rng_state(saved_rng)
     finite = [(lr, loss) for lr, loss in zip(lrs, losses) if math.isfinite(loss)]
     lrs, losses = [p[0] for p in finite], [p[1] for p in finite]

@@ -1,8 +1,8 @@
 """Validation metrics behind one small interface, so the task metric can be swapped.
 
 A :class:`TaskMetric` turns a batch's logits and targets into per-case scores (``per_case=True``,
-e.g. Dice: averaged over cases, NaN ignored) or, for ranking metrics such as AUROC, is computed once
-on the logits of the whole validation set. Any callable ``(logits, target) -> (N,) or (N, C)``
+e.g. Dice, with the evaluation's empty-mask policy: averaged over cases, NaN ignored) or, for
+ranking metrics such as AUROC, is computed once on the logits of the whole validation set. Any callable ``(logits, target) -> (N,) or (N, C)``
 scores can be passed as ``metric=`` and is treated as a per-case metric to maximise.
 """
 
@@ -19,24 +19,32 @@ __all__ = ["TaskMetric", "accuracy", "auroc", "dice_per_case", "resolve_metric"]
 
 
 def dice_per_case(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Dice of the argmax prediction per case and foreground class, ``(N, C-1)``; NaN if empty.
+    """Dice of the argmax prediction per case and foreground class, ``(N, C-1)``.
+
+    The evaluation's definition (:func:`medtransfer.evaluation.dice`) with its empty-mask policy:
+    NaN where a class is absent from both prediction and reference, 0 where it is absent from
+    exactly one, so validation Dice and the evaluation report agree on the same cases. Only the
+    label maps leave the device (one integer per voxel). One-channel logits are read as sigmoid
+    outputs (class 1 where the logit is > 0).
 
     Example:
         >>> import torch
-        >>> logits = torch.zeros(1, 2, 4, 4); logits[0, 1, :2] = 1.0
-        >>> target = torch.zeros(1, 1, 4, 4); target[0, 0, :2] = 1
+        >>> logits = torch.zeros(2, 2, 4, 4); logits[:, 1, :2] = 1.0
+        >>> target = torch.zeros(2, 1, 4, 4); target[0, 0, :2] = 1  # case 2: empty reference
         >>> dice_per_case(logits, target).tolist()
-        [[1.0]]
+        [[1.0], [0.0]]
     """
-    from monai.metrics import compute_dice
-    from monai.networks.utils import one_hot
+    from medtransfer.evaluation import dice
 
-    classes = logits.shape[1]
     if target.ndim == logits.ndim - 1:
         target = target.unsqueeze(1)
-    pred = one_hot(logits.argmax(dim=1, keepdim=True), classes)
-    truth = one_hot(target.long(), classes)
-    return compute_dice(pred, truth, include_background=False, ignore_empty=True)
+    if logits.shape[1] == 1:
+        pred, classes = (logits > 0).to(torch.uint8), 2
+    else:
+        pred, classes = logits.argmax(dim=1, keepdim=True), int(logits.shape[1])
+        if classes <= 256:  # a quarter of the bytes to copy off the device
+            pred = pred.to(torch.uint8)
+    return torch.from_numpy(dice(pred, target, num_classes=classes))
 
 
 def _probabilities(logits: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import nn
@@ -13,9 +12,10 @@ from medtransfer.training.distributed import DistContext
 from medtransfer.training.loop import Runtime
 from medtransfer.training.losses import make_loss
 from medtransfer.training.schedules import make_schedule
+from medtransfer.training.settings import TrainSettings
 from medtransfer.training.strategies import Strategy
 
-__all__ = ["build_optimizer", "build_runtime", "resolve_amp", "resolve_device"]
+__all__ = ["build_optimizer", "build_runtime", "resolve_amp", "resolve_device", "wrap_model"]
 
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -67,20 +67,19 @@ def build_optimizer(
 
 
 def resolve_device(device: str | torch.device, ctx: DistContext) -> torch.device:
-    """``"auto"`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else CPU.
+    """The evaluation's device rule, then this process's GPU under torchrun.
+
+    ``"auto"``, ``"cpu"``, ``"cuda:1"``... are read by ``resolve_device`` of
+    :mod:`medtransfer.evaluation` (one rule for training and inference); a CUDA device without an
+    index becomes ``cuda:LOCAL_RANK``.
 
     Example:
         >>> resolve_device("cpu", DistContext())
         device(type='cpu')
     """
-    if device == "auto":
-        device = f"cuda:{ctx.local_rank}" if torch.cuda.is_available() else "cpu"
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ConfigError(f"device={device!r} is not a valid torch device.") from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} but CUDA is not available; use device='cpu'.")
+    from medtransfer.evaluation import resolve_device as device_rule
+
+    resolved = device_rule(device)
     if resolved.type == "cuda" and resolved.index is None:
         resolved = torch.device("cuda", ctx.local_rank)
     return resolved
@@ -117,34 +116,55 @@ def _memory_format(model: nn.Module, setting: str | bool, device: torch.device):
     return torch.channels_last if convs[0].weight.ndim == 4 else torch.channels_last_3d
 
 
-def build_runtime(tuner: Any, ctx: DistContext, total_steps: int) -> Runtime:
-    """Device, memory format, precision, optimizer, loss, schedule and wrapped model of ``tuner``."""
-    device = resolve_device(tuner.device, ctx)
-    model = tuner.model.to(device)
-    memory_format = _memory_format(model, tuner.channels_last, device)
+def wrap_model(
+    model: nn.Module, ctx: DistContext, device: torch.device, compile: bool
+) -> nn.Module:
+    """``model`` wrapped for the run: DDP under torchrun, then ``torch.compile`` when asked."""
+    wrapped = ctx.wrap(model, device)
+    return torch.compile(wrapped) if compile else wrapped
+
+
+def build_runtime(
+    model: nn.Module,
+    strategy: Strategy,
+    settings: TrainSettings,
+    ctx: DistContext,
+    total_steps: int,
+) -> Runtime:
+    """Device, memory format, precision, optimizer, loss, schedule and wrapped model of a run.
+
+    ``model`` is moved to the device; the strategy must already be set up (it decides the
+    learning-rate groups).
+    """
+    device = resolve_device(settings.device, ctx)
+    model = model.to(device)
+    memory_format = _memory_format(model, settings.channels_last, device)
     if memory_format is not None:
         model.to(memory_format=memory_format)
-    amp_dtype = resolve_amp(tuner.amp, device)
+    amp_dtype = resolve_amp(settings.amp, device)
     optimizer = build_optimizer(
-        model, tuner.strategy, tuner.optimizer_name, tuner.lr, tuner.weight_decay
+        model, strategy, settings.optimizer, settings.lr, settings.weight_decay
     )
-    loss_fn = tuner.loss
+    loss_fn = settings.loss
     if not callable(loss_fn):
         loss_fn = make_loss(
-            tuner.task, loss_fn, num_outputs=tuner.num_outputs, class_weights=tuner.class_weights
+            settings.task,
+            loss_fn,
+            num_outputs=settings.num_outputs,
+            class_weights=settings.class_weights,
         )
     if isinstance(loss_fn, nn.Module):
         loss_fn = loss_fn.to(device)
     return Runtime(
-        model=tuner._wrap(ctx, device),
+        model=wrap_model(model, ctx, device, settings.compile),
         loss_fn=loss_fn,
         optimizer=optimizer,
-        scheduler=make_schedule(optimizer, tuner.schedule, total_steps, tuner.warmup),
+        scheduler=make_schedule(optimizer, settings.schedule, total_steps, settings.warmup),
         scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
         device=device,
         amp_dtype=amp_dtype,
         memory_format=memory_format,
-        grad_accum=tuner.grad_accum,
-        clip_grad=tuner.clip_grad,
+        grad_accum=settings.grad_accum,
+        clip_grad=settings.clip_grad,
         ctx=ctx,
     )

@@ -57,7 +57,7 @@ def restore_training_state(
         loop = LoopState(**payload["loop"])
         history = History.from_dict(payload["history"])
     except (RuntimeError, ValueError, KeyError, TypeError) as err:
-        from medtransfer.evaluation.checkpoint_fit import describe_mismatch
+        from medtransfer.evaluation.inference.checkpoint_fit import describe_mismatch
 
         model_state = payload.get("model") if isinstance(payload.get("model"), dict) else {}
         what = describe_mismatch(model_state, unwrap(rt.model).state_dict())

@@ -186,7 +186,7 @@ class RunDirectory:
         removed = self.remove_stale_temporaries()
         if not removed:
             return resuming, ""
-        from medtransfer.evaluation.report_format import count
+        from medtransfer.evaluation.wording import count
 
         megabytes = sum(size for _, size in removed) / 2**20
         return resuming, (

@@ -28,6 +28,7 @@ __all__ = [
     "Discriminative",
     "FullFineTune",
     "GradualUnfreeze",
+    "STRATEGIES",
     "LinearProbe",
     "LoRA",
     "Strategy",
@@ -352,6 +353,18 @@ class ComposedStrategy(Strategy):
         for s in self.strategies:
             model = s.export(model)
         return model
+
+
+# Name -> class: the names a run config and the CLI use; the config's ``strategy_args`` are the
+# keyword arguments of these constructors (read from their signatures).
+STRATEGIES: dict[str, type[Strategy]] = {
+    "full": FullFineTune,
+    "linear_probe": LinearProbe,
+    "bitfit": BitFit,
+    "gradual_unfreeze": GradualUnfreeze,
+    "discriminative": Discriminative,
+    "lora": LoRA,
+}
 
 
 def as_strategy(strategy: Strategy | Sequence[Strategy] | None) -> Strategy:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from monai.transforms import Compose, Orientationd
 
+from medtransfer.data.case_ids import case_id
 from medtransfer.errors import ConfigError
 from medtransfer.transforms._checks import check_choice
 from medtransfer.transforms.loading import LoadVolumed
@@ -101,7 +102,7 @@ def fingerprint_dataset(
         modalities.add(str(image.meta.get("modality", "")) or None)
         cases.append(
             {
-                "case_id": str(record.get("case_id", index)),
+                "case_id": case_id(record, index),
                 "shape": [int(s) for s in values.shape],
                 "spacing": spacing,
                 "extent_mm": _extent_mm(body, spacing),
