@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pydicom
+import torch
+from torch import nn
 
 import medtransfer as mt
 
@@ -58,3 +62,86 @@ def edit_dicom(path: Path, **attributes) -> None:
 def world(affine: np.ndarray, ijk) -> np.ndarray:
     """World coordinates of voxel indices through ``affine``."""
     return (np.asarray(affine) @ np.append(np.asarray(ijk, float), 1.0))[:3]
+
+
+def enhanced_ct(files: Sequence[Path]):
+    """One legacy-converted enhanced CT file (highdicom) whose frames are ``files``, in that order.
+
+    highdicom is optional (the ``seg`` extra): callers ``pytest.importorskip("highdicom")`` first.
+    """
+    import highdicom as hd
+
+    return hd.legacy.LegacyConvertedEnhancedCTImage(
+        legacy_datasets=[pydicom.dcmread(f) for f in files],
+        series_instance_uid=hd.UID(),
+        series_number=9,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+    )
+
+
+def file_digests(folder: Path, keep: Callable[[Path], bool] = lambda path: True) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` that ``keep`` accepts, by relative POSIX path."""
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and keep(p)
+    }
+
+
+def read_files(folder: Path, names: Iterable[str]) -> dict[str, bytes]:
+    """The bytes of those of ``names`` that exist under ``folder`` (a run's history, to compare)."""
+    return {name: (folder / name).read_bytes() for name in names if (folder / name).is_file()}
+
+
+# A CLI run small enough for 2 busy CPU cores: 8 phantoms, 2 steps, random init.
+TINY_RUN_CONFIG = """
+data:
+  manifest: data/manifest.csv
+  task: segmentation
+  class_names: [liver, lesion, spleen, kidney]
+  split: {fractions: [0.5, 0.25, 0.25]}
+preprocessing:
+  spatial_dims: 2
+  roi_size: [32, 32]
+  num_samples: 2
+model:
+  encoder: resnet18
+  weights: null
+  decoder_channels: [32, 16, 16, 8, 8]
+training:
+  epochs: null
+  steps: 2
+  batch_size: 4
+  device: cpu
+evaluation:
+  n_resamples: 20
+output:
+  run_dir: runs/tiny
+"""
+
+
+def write_tiny_project(folder: Path) -> Path:
+    """8 phantoms (with manifest.csv) in ``folder/data`` and :data:`TINY_RUN_CONFIG` as
+    ``folder/tiny.yaml``, whose run folder is ``folder/runs/tiny``; returns the config's path."""
+    mt.data.synthetic.phantoms(8, shape=(32, 32, 6), seed=1, output_dir=folder / "data")
+    config = folder / "tiny.yaml"
+    config.write_text(TINY_RUN_CONFIG)
+    return config
+
+
+class Oracle(nn.Module):
+    """Two-class 'segmenter' without weights: class 1 where the windowed centre channel > 0.5.
+
+    Through a CT preset (window 40 HU -> 0.5) it segments everything denser than 40 HU, so the
+    expected masks of a test follow from its image alone. ``sigmoid=True``: one logit channel.
+    """
+
+    def __init__(self, centre: int = 0, sigmoid: bool = False) -> None:
+        super().__init__()
+        self.centre, self.sigmoid = centre, sigmoid
+        self.scale = nn.Parameter(torch.tensor(50.0))  # so .to(device) has something to move
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logit = (x[:, self.centre : self.centre + 1] - 0.5) * self.scale
+        return logit if self.sigmoid else torch.cat([-logit, logit], dim=1)

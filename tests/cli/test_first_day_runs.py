@@ -15,7 +15,7 @@ import yaml
 
 import medtransfer as mt
 from medtransfer.cli import main
-from tests.cli.test_runs import CONFIG
+from tests.fixtures import write_tiny_project
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +31,7 @@ OVERRIDES = [
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("first_day")
-    mt.data.synthetic.phantoms(8, shape=(32, 32, 6), seed=1, output_dir=folder / "data")
-    config = folder / "tiny.yaml"
-    config.write_text(CONFIG)
+    config = write_tiny_project(folder)
     with pytest.MonkeyPatch.context() as patch:
         lines = []
         patch.setattr("builtins.print", lambda *a, **k: lines.append(" ".join(map(str, a))))

@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-import medtransfer as mt
 from medtransfer.cli import main
-from tests.cli.test_runs import CONFIG
+from tests.fixtures import read_files, write_tiny_project
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture()
 def project(tmp_path):
-    mt.data.synthetic.phantoms(8, shape=(32, 32, 6), seed=1, output_dir=tmp_path / "data")
-    config = tmp_path / "tiny.yaml"
-    config.write_text(CONFIG)
-    return config, tmp_path / "runs" / "tiny"
+    return write_tiny_project(tmp_path), tmp_path / "runs" / "tiny"
 
 
 def _history(run):
-    names = ("metrics.jsonl", "checkpoints/best.pt", "evaluation/report.json")
-    return {name: (run / name).read_bytes() for name in names if (run / name).is_file()}
+    return read_files(run, ("metrics.jsonl", "checkpoints/best.pt", "evaluation/report.json"))
 
 
 def test_resume_with_nothing_to_resume_is_refused_naming_the_run_folder(project, capsys):

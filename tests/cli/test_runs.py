@@ -6,42 +6,15 @@ import pytest
 
 import medtransfer as mt
 from medtransfer.cli import main
+from tests.fixtures import write_tiny_project
 
 pytestmark = pytest.mark.slow
-
-CONFIG = """
-data:
-  manifest: data/manifest.csv
-  task: segmentation
-  class_names: [liver, lesion, spleen, kidney]
-  split: {fractions: [0.5, 0.25, 0.25]}
-preprocessing:
-  spatial_dims: 2
-  roi_size: [32, 32]
-  num_samples: 2
-model:
-  encoder: resnet18
-  weights: null
-  decoder_channels: [32, 16, 16, 8, 8]
-training:
-  epochs: null
-  steps: 2
-  batch_size: 4
-  device: cpu
-evaluation:
-  n_resamples: 20
-output:
-  run_dir: runs/tiny
-"""
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli_run")
-    mt.data.synthetic.phantoms(8, shape=(32, 32, 6), seed=1, output_dir=folder / "data")
-    config = folder / "tiny.yaml"
-    config.write_text(CONFIG)
-    return folder, config
+    return folder, write_tiny_project(folder)
 
 
 def test_train_evaluate_predict(trained, capsys):

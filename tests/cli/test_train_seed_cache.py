@@ -5,19 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-import medtransfer as mt
 from medtransfer.cli import main
 from medtransfer.cli_runs import _model
 from medtransfer.config import load_config
-from tests.cli.test_runs import CONFIG
+from tests.fixtures import write_tiny_project
 
 
 @pytest.fixture()
 def project(tmp_path):
-    mt.data.synthetic.phantoms(8, shape=(32, 32, 6), seed=1, output_dir=tmp_path / "data")
-    config = tmp_path / "tiny.yaml"
-    config.write_text(CONFIG)
-    return config, tmp_path / "runs" / "tiny"
+    return write_tiny_project(tmp_path), tmp_path / "runs" / "tiny"
 
 
 def _new_layers(model):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import runpy
 import shutil
 from pathlib import Path
@@ -10,16 +9,14 @@ from pathlib import Path
 import numpy as np
 
 import medtransfer as mt
+from tests.fixtures import file_digests
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data_samples"
 
 
 def _digests(folder: Path) -> dict[str, str]:
-    return {
-        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts
-    }
+    """The samples' data files (not the script that makes them, nor its bytecode)."""
+    return file_digests(folder, lambda p: p.suffix != ".py" and "__pycache__" not in p.parts)
 
 
 def test_samples_are_small():

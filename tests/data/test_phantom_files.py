@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pytest
 
 import medtransfer as mt
 from medtransfer.data.synthetic import phantoms, write_phantoms
 from medtransfer.errors import ConfigError
+from tests.fixtures import file_digests
 
 SHAPE = (32, 32, 8)
 
@@ -17,14 +16,6 @@ SHAPE = (32, 32, 8)
 @pytest.fixture(scope="module")
 def in_memory():
     return phantoms(2, seed=11, shape=SHAPE, lesion_probability=1)
-
-
-def _digests(folder):
-    return {
-        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def test_nifti_round_trip(tmp_path, in_memory):
@@ -74,7 +65,7 @@ def test_writing_twice_gives_identical_files(tmp_path, in_memory):
     for fmt in ("nifti", "dicom"):
         write_phantoms(in_memory, tmp_path / f"a-{fmt}", image_format=fmt)
         write_phantoms(in_memory, tmp_path / f"b-{fmt}", image_format=fmt)
-        first, second = _digests(tmp_path / f"a-{fmt}"), _digests(tmp_path / f"b-{fmt}")
+        first, second = file_digests(tmp_path / f"a-{fmt}"), file_digests(tmp_path / f"b-{fmt}")
         assert first == second and len(first) > 3
 
 

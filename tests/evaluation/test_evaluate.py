@@ -15,22 +15,11 @@ from torch import nn
 
 import medtransfer as mt
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.classification_report import evaluate_classification
-from medtransfer.evaluation.segmentation_report import evaluate_segmentation
+from medtransfer.evaluation.evaluate.classification import evaluate_classification
+from medtransfer.evaluation.evaluate.segmentation import evaluate_segmentation
+from tests.fixtures import Oracle
 
 THRESHOLD_HU = 40.0
-
-
-class Oracle(nn.Module):
-    """Two-class 'segmenter': class 1 where the windowed input is above 0.5 (40 HU)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scale = nn.Parameter(torch.tensor(50.0))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logit = (x[:, :1] - 0.5) * self.scale
-        return torch.cat([-logit, logit], dim=1)
 
 
 def _reoriented(image):

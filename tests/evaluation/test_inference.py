@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import nibabel as nib
@@ -12,26 +11,14 @@ import pytest
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, MapTransform
-from torch import nn
 
 import medtransfer as mt
 from medtransfer.errors import ConfigError, MedTransferError, ModelError
-from medtransfer.evaluation.inference import all_flips, predict, tta_flips
+from medtransfer.evaluation.inference.predict import predict
+from medtransfer.evaluation.inference.tta import all_flips, tta_flips
+from tests.fixtures import Oracle
 
 THRESHOLD_HU = 40.0  # the oracle's cut-off: the abdomen window maps 40 HU to 0.5
-
-
-class Oracle(nn.Module):
-    """Two-class 'segmenter' without weights: class 1 where the windowed centre channel > 0.5."""
-
-    def __init__(self, centre: int = 0, sigmoid: bool = False) -> None:
-        super().__init__()
-        self.centre, self.sigmoid = centre, sigmoid
-        self.scale = nn.Parameter(torch.tensor(50.0))  # so .to(device) has something to move
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logit = (x[:, self.centre : self.centre + 1] - 0.5) * self.scale
-        return logit if self.sigmoid else torch.cat([-logit, logit], dim=1)
 
 
 def _source(shape=(20, 16, 6)) -> MetaTensor:
@@ -190,16 +177,6 @@ def test_errors_name_the_problem():
         predict(Oracle(), source, "ct")
     with pytest.raises(MedTransferError):
         predict(Oracle(), "/no/such/image.nii.gz", preset3d, device="cpu")
-
-
-def test_docs_examples_run():
-    if not hasattr(mt.evaluation, "predict") or not hasattr(mt.io, "save_dicom_seg"):
-        pytest.skip("predict/postprocess/save_dicom_seg are not exported from mt.* yet")
-    doc = Path(__file__).resolve().parents[2] / "docs" / "inference.md"
-    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.S)
-    assert len(blocks) == 3
-    for block in blocks:
-        exec(compile(block, str(doc), "exec"), {})
 
 
 def test_dicom_series_to_dicom_seg_end_to_end(tmp_path):

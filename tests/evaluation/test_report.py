@@ -14,9 +14,9 @@ import torch
 
 import medtransfer as mt
 from medtransfer.errors import ConfigError
-from medtransfer.evaluation.overlays import display_slice, pick_examples
-from medtransfer.evaluation.report import OverlaySlice, Report
-from medtransfer.evaluation.report_format import format_estimate, text_table
+from medtransfer.evaluation.report.format import format_estimate, text_table
+from medtransfer.evaluation.report.overlays import display_slice, pick_examples
+from medtransfer.evaluation.report.report import OverlaySlice, Report
 
 CT_SMALL = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
 
@@ -228,35 +228,13 @@ def test_dicom_header_phi_never_reaches_the_report(tmp_path):
 
 
 def mt_evaluate(model, records, preset):
-    from medtransfer.evaluation.segmentation_report import evaluate_segmentation
-
-    return evaluate_segmentation(
+    return mt.evaluation.evaluate_segmentation(
         model, records, preset, n_resamples=20, device="cpu", progress=False
     )
 
 
-@pytest.mark.slow
-def test_docs_examples_run(monkeypatch):
-    from medtransfer.evaluation.classification_report import evaluate_classification
-    from medtransfer.evaluation.segmentation_report import evaluate_segmentation
-
-    # the lead exports these from medtransfer.evaluation; until then the docs see them here
-    monkeypatch.setattr(
-        mt.evaluation, "evaluate_segmentation", evaluate_segmentation, raising=False
-    )
-    monkeypatch.setattr(
-        mt.evaluation, "evaluate_classification", evaluate_classification, raising=False
-    )
-    doc = Path(__file__).resolve().parents[2] / "docs" / "reports.md"
-    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.S)
-    assert blocks
-    for block in blocks:
-        exec(compile(block, str(doc), "exec"), {})
-
-
 def test_the_training_history_is_accepted(tmp_path):
-    history_module = pytest.importorskip("medtransfer.training.history")
-    history = history_module.History("dice")
+    history = mt.training.History("dice")
     history.append({"epoch": 1, "train_loss": 0.9, "val_loss": 1.0, "dice": 0.5})
     history.append({"epoch": 2, "train_loss": 0.6, "val_loss": 0.8, "dice": 0.7})
     report = _report(history=history)

@@ -11,7 +11,7 @@ import pytest
 
 import medtransfer as mt
 from medtransfer.errors import ConfigError, DataWarning, DicomError, MedTransferWarning
-from tests.fixtures import ct_volume, edit_dicom, write_series
+from tests.fixtures import ct_volume, edit_dicom, enhanced_ct, write_series
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR:UserWarning")
 
@@ -86,15 +86,8 @@ def test_compressed_frame_that_disagrees_with_the_header_is_an_error(tmp_path, e
 
 
 def test_enhanced_file_whose_rows_disagree_with_its_pixel_data_is_an_error(tmp_path):
-    hd = pytest.importorskip("highdicom")
-    files = write_series(tmp_path / "series", ct_volume((12, 10, 4)))
-    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
-        legacy_datasets=[pydicom.dcmread(f) for f in files],
-        series_instance_uid=hd.UID(),
-        series_number=9,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-    )
+    pytest.importorskip("highdicom")
+    enhanced = enhanced_ct(write_series(tmp_path / "series", ct_volume((12, 10, 4))))
     enhanced.Rows = 8  # the pixel data still holds 10 rows per frame
     enhanced.save_as(tmp_path / "enhanced.dcm")
     with pytest.raises(DicomError, match="enhanced.dcm"):

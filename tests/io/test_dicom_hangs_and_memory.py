@@ -14,7 +14,7 @@ import pytest
 
 import medtransfer as mt
 from medtransfer.errors import DicomError, GeometryWarning, InputPathError
-from tests.fixtures import ct_volume, edit_dicom, make_affine, write_series
+from tests.fixtures import ct_volume, edit_dicom, enhanced_ct, make_affine, write_series
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev are POSIX")
 
@@ -126,15 +126,8 @@ def test_compressed_multiframe_declaring_10_7_frames_hits_the_memory_budget(tmp_
 
 
 def test_enhanced_file_declaring_10_8_frames_fails_fast(tmp_path):
-    hd = pytest.importorskip("highdicom")
-    files = write_series(tmp_path / "series", ct_volume((8, 6, 3)))
-    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
-        legacy_datasets=[pydicom.dcmread(f) for f in files],
-        series_instance_uid=hd.UID(),
-        series_number=9,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-    )
+    pytest.importorskip("highdicom")
+    enhanced = enhanced_ct(write_series(tmp_path / "series", ct_volume((8, 6, 3))))
     enhanced.NumberOfFrames = 10**8
     # every frame would find a position in the shared group: a per-frame loop runs 10^8 times
     shared = enhanced.SharedFunctionalGroupsSequence[0]

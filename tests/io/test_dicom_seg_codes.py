@@ -105,13 +105,3 @@ def test_lookup_uses_pydicom_dictionary_case_insensitively():
     assert lookup_codes("left white matter")[1].value == "389080008"
     assert lookup_codes("no such organ") is None
     assert segment_codes("no such organ")[1].meaning == "Tissue"  # the public fallback
-
-
-def test_docs_io_example_runs():
-    import re
-    from pathlib import Path
-
-    doc = Path(__file__).resolve().parents[2] / "docs" / "io.md"
-    blocks = re.findall(r"```python\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.S)
-    block = next(b for b in blocks if "segment_codes" in b or "save_dicom_seg" in b)
-    exec(compile(block, str(doc), "exec"), {})

@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
-import pydicom
 import pytest
 
 import medtransfer as mt
-from tests.fixtures import ct_volume, make_affine, write_series
+from tests.fixtures import ct_volume, enhanced_ct, make_affine, write_series
 
 
 def test_enhanced_multiframe_loads_like_the_series_it_came_from(tmp_path):
-    hd = pytest.importorskip("highdicom")
+    pytest.importorskip("highdicom")
     volume, affine = ct_volume((12, 10, 5)), make_affine(angles=(0.1, 0.0, 0.2))
     files = write_series(tmp_path / "series", volume, affine)
-    legacy = [pydicom.dcmread(f) for f in files[::-1]]  # frames stored in reverse order
-    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
-        legacy_datasets=legacy,
-        series_instance_uid=hd.UID(),
-        series_number=9,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-    )
+    enhanced = enhanced_ct(files[::-1])  # frames stored in reverse order
     enhanced.save_as(tmp_path / "enhanced.dcm")
 
     image = mt.io.load(tmp_path / "enhanced.dcm")

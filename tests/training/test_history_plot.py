@@ -7,8 +7,6 @@ import pytest
 from medtransfer.errors import ConfigError
 from medtransfer.training import History
 
-pytest.importorskip("matplotlib")
-
 
 def _history(task="segmentation"):
     history = History("dice" if task == "segmentation" else "auroc")

@@ -10,6 +10,7 @@ import torch
 
 from medtransfer.errors import CheckpointError, ConfigError
 from medtransfer.training import FineTuner
+from tests.fixtures import read_files
 from tests.training.helpers import TinyClassifier, classification_records
 
 
@@ -20,8 +21,7 @@ def _tuner(run_dir, **kwargs):
 
 
 def _history(run):
-    names = ("metrics.jsonl", "checkpoints/best.pt", "checkpoints/last.pt")
-    return {name: (run / name).read_bytes() for name in names if (run / name).is_file()}
+    return read_files(run, ("metrics.jsonl", "checkpoints/best.pt", "checkpoints/last.pt"))
 
 
 def test_resume_true_with_nothing_to_resume_names_the_run_folder(tmp_path):
