@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m medtransfer.demo
+	$(BIN)/medtransfer demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check medtransfer tests benchmarks data_samples docs/api

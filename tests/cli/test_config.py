@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from medtransfer.config import RunConfig, load_config
-from medtransfer.config_messages import field_reference
+from medtransfer.cli.config import RunConfig, load_config
+from medtransfer.cli.config_messages import field_reference
 from medtransfer.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -172,7 +172,7 @@ def test_config_and_presets_share_one_spatial_dims_default():
     import inspect
 
     import medtransfer as mt
-    from medtransfer.config_sections import PreprocessingConfig
+    from medtransfer.cli.config_sections import PreprocessingConfig
 
     for preset in (mt.transforms.presets.ct, mt.transforms.presets.mri):
         assert inspect.signature(preset).parameters["spatial_dims"].default is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medtransfer.config import RunConfig, load_config
+from medtransfer.cli.config import RunConfig, load_config
 from medtransfer.errors import ConfigError
 from tests.cli.test_config import MINIMAL, error_of, write
 

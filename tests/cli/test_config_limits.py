@@ -7,8 +7,8 @@ import time
 import pytest
 
 from medtransfer.cli import main
-from medtransfer.cli_runs import _overrides
-from medtransfer.config import load_config
+from medtransfer.cli.config import load_config
+from medtransfer.cli.runs import _overrides
 from medtransfer.errors import ConfigError
 
 MINIMAL = "data:\n  manifest: cases/manifest.csv\n  task: segmentation\n"

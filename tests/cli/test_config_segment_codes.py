@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from medtransfer.config import load_config
+from medtransfer.cli.config import load_config
 from medtransfer.errors import ConfigError
 
 BRAIN = (
@@ -67,7 +67,7 @@ def test_a_code_needs_value_scheme_and_meaning(tmp_path):
 def test_predict_passes_the_codes(tmp_path, monkeypatch):
     """predict_command hands save_dicom_seg the labels built from the config."""
     import medtransfer as mt
-    import medtransfer.cli_runs as runs
+    import medtransfer.cli.runs as runs
 
     cfg = _load(tmp_path, BRAIN + CODES)
     seen = {}
@@ -75,7 +75,7 @@ def test_predict_passes_the_codes(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "_normalisation_of_run", lambda c, _: c)
     monkeypatch.setattr(runs, "_trained_model", lambda c, *a: (None, c))
     monkeypatch.setattr(runs, "_preset", lambda *a: None)
-    monkeypatch.setattr("medtransfer.cli_checks.check_predict_inputs", lambda *a: None)
+    monkeypatch.setattr("medtransfer.cli.checks.check_predict_inputs", lambda *a: None)
     monkeypatch.setattr(mt.evaluation, "predict", lambda *a, **k: "mask")
     monkeypatch.setattr(mt.io, "save_dicom_seg", lambda m, i, o, labels: seen.update(labels) or o)
     config = tmp_path / "run.yaml"

@@ -8,8 +8,8 @@ import inspect
 import typing
 
 import medtransfer as mt
-from medtransfer.cli_runs import _strategy
-from medtransfer.config import STRATEGY_ARGS, RunConfig, TrainingConfig
+from medtransfer.cli.config import STRATEGY_ARGS, RunConfig, TrainingConfig
+from medtransfer.cli.runs import _strategy
 
 
 def test_config_strategy_arguments_match_the_constructors_signatures():
@@ -52,7 +52,7 @@ def test_cli_builds_every_registered_strategy_with_its_arguments():
 
 
 def test_config_postprocess_fields_take_the_defaults_of_evaluation_postprocess():
-    from medtransfer.config import PostprocessConfig
+    from medtransfer.cli.config import PostprocessConfig
 
     params = inspect.signature(mt.evaluation.postprocess).parameters
     fields = PostprocessConfig.model_fields

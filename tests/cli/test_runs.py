@@ -59,8 +59,8 @@ def test_evaluate_with_a_missing_checkpoint_is_a_runtime_error(trained, capsys):
 
 
 def test_kfold_split_holds_out_the_test_patients_first(trained):
-    from medtransfer.cli_runs import _records, _split
-    from medtransfer.config import load_config
+    from medtransfer.cli.config import load_config
+    from medtransfer.cli.runs import _records, _split
 
     _, config = trained
     cfg = load_config(

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from medtransfer.cli import main
-from medtransfer.cli_runs import _model
-from medtransfer.config import load_config
+from medtransfer.cli.config import load_config
+from medtransfer.cli.runs import _model
 from tests.fixtures import write_tiny_project
 
 

@@ -1,6 +1,6 @@
 """Readable messages for the CLI's configs: pydantic errors as one ConfigError, field tables.
 
-Generic over the root model, so :mod:`medtransfer.config` (the models) imports this module and
+Generic over the root model, so :mod:`medtransfer.cli.config` (the models) imports this module and
 not the other way round. Values and keys echoed in messages are shortened (:func:`shorten`) and
 at most :data:`MAX_LINES` fields are listed, so a huge or hostile config gives a short message.
 """
@@ -196,7 +196,7 @@ def field_reference(root: type[BaseModel]) -> str:
     """A Markdown table of every field of the config model ``root`` (sections and their keys).
 
     Example:
-        >>> from medtransfer.config import RunConfig
+        >>> from medtransfer.cli.config import RunConfig
         >>> field_reference(RunConfig).splitlines()[0]
         '| field | type | default | description |'
     """

@@ -1,8 +1,8 @@
 """The run commands of the ``medtransfer`` CLI: ``train``, ``evaluate`` and ``predict``.
 
-Each turns a validated config (:mod:`medtransfer.config`) into calls of the public API; no
-training or evaluation logic lives here. ``medtransfer.cli`` parses the arguments and maps
-errors to exit codes.
+Each turns a validated config (:mod:`medtransfer.cli.config`) into calls of the public API; no
+training or evaluation logic lives here. :mod:`medtransfer.cli.command` parses the
+arguments and maps errors to exit codes.
 """
 
 from __future__ import annotations
@@ -13,18 +13,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medtransfer.cli.config import RunConfig, load_config
+from medtransfer.cli.config_messages import shorten
+from medtransfer.cli.config_yaml import load_yaml
+from medtransfer.cli.exit_codes import EXIT_OK
 from medtransfer.errors import CheckpointError, ConfigError, InputPathError
 from medtransfer.io.atomic import make_folder
 
 __all__ = ["evaluate_command", "predict_command", "train_command"]
 
-EXIT_OK = 0
-
 
 def _overrides(items: list[str]) -> dict[str, Any]:
-    from medtransfer.config_messages import shorten
-    from medtransfer.config_yaml import load_yaml
-
     values = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -37,13 +36,11 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 RUN_CONFIG = "run_config.yaml"  # the validated config, normalisation included, in the run folder
 
 
-def _load(path: Path, overrides: dict[str, Any] | None = None) -> Any:
-    from medtransfer.config import load_config
-
+def _load(path: Path, overrides: dict[str, Any] | None = None) -> RunConfig:
     return load_config(path, overrides)
 
 
-def _class_names(cfg: Any) -> list[str] | None:
+def _class_names(cfg: RunConfig) -> list[str] | None:
     """``data.class_names``, else the foreground labels of an MSD dataset.json."""
     import json
 
@@ -58,14 +55,14 @@ def _class_names(cfg: Any) -> list[str] | None:
     return [str(labels[k]) for k in sorted(labels, key=int) if int(k) != 0]
 
 
-def _records(cfg: Any) -> tuple[list[dict[str, Any]], list[str] | None]:
+def _records(cfg: RunConfig) -> tuple[list[dict[str, Any]], list[str] | None]:
     """Labelled records of the manifest (label under ``"label"``, class names as indices).
 
     ``data.label_key`` and (classification) ``data.class_names`` go to ``load_manifest``, which
     maps class names to indices and names every row that does not fit.
     """
     import medtransfer as mt
-    from medtransfer.cli_checks import manifest_label_error, missing_label_key
+    from medtransfer.cli.checks import manifest_label_error, missing_label_key
     from medtransfer.errors import ManifestError
 
     names = _class_names(cfg)
@@ -79,7 +76,7 @@ def _records(cfg: Any) -> tuple[list[dict[str, Any]], list[str] | None]:
     return records, names
 
 
-def _split(cfg: Any, records: list[dict[str, Any]]) -> tuple[list, list, list]:
+def _split(cfg: RunConfig, records: list[dict[str, Any]]) -> tuple[list, list, list]:
     import medtransfer as mt
 
     s = cfg.data.split
@@ -93,7 +90,7 @@ def _split(cfg: Any, records: list[dict[str, Any]]) -> tuple[list, list, list]:
     return fold.train, fold.val, test
 
 
-def _num_classes(cfg: Any, names: list[str] | None, records: list[dict] | None = None) -> int:
+def _num_classes(cfg: RunConfig, names: list[str] | None, records: list[dict] | None = None) -> int:
     if cfg.model.num_classes is not None or names is not None:
         return cfg.model.num_classes or cfg.num_classes(names)
     if cfg.data.task == "classification" and records:
@@ -102,7 +99,7 @@ def _num_classes(cfg: Any, names: list[str] | None, records: list[dict] | None =
     return cfg.num_classes()  # raises: give model.num_classes or data.class_names
 
 
-def _model(cfg: Any, names: list[str] | None, weights: str | None, records=None) -> Any:
+def _model(cfg: RunConfig, names: list[str] | None, weights: str | None, records=None) -> Any:
     import medtransfer as mt
 
     kwargs = cfg.model_kwargs(_num_classes(cfg, names, records), weights)
@@ -111,20 +108,20 @@ def _model(cfg: Any, names: list[str] | None, weights: str | None, records=None)
     return mt.models.create_classifier(**kwargs)
 
 
-def _preset(cfg: Any, names: list[str] | None, records=None) -> tuple[Any, Any]:
+def _preset(cfg: RunConfig, names: list[str] | None, records=None) -> tuple[Any, Any]:
     import medtransfer as mt
 
     factory = getattr(mt.transforms.presets, cfg.preprocessing.preset)
     return factory(**cfg.preset_kwargs(_num_classes(cfg, names, records)))
 
 
-def _strategy(cfg: Any) -> list[Any]:
+def _strategy(cfg: RunConfig) -> list[Any]:
     import medtransfer as mt
 
     return [mt.training.STRATEGIES[name](**kwargs) for name, kwargs in cfg.strategy_kwargs()]
 
 
-def _normalisation_of_run(cfg: Any, checkpoint: Path) -> Any:
+def _normalisation_of_run(cfg: RunConfig, checkpoint: Path) -> RunConfig:
     """Use the normalisation the run was trained with (its run_config.yaml), when known."""
     if cfg.preprocessing.mean is not None:
         return cfg
@@ -137,8 +134,8 @@ def _normalisation_of_run(cfg: Any, checkpoint: Path) -> Any:
 
 
 def _trained_model(
-    cfg: Any, names: list[str] | None, checkpoint: Path, records=None
-) -> tuple[Any, Any]:
+    cfg: RunConfig, names: list[str] | None, checkpoint: Path, records=None
+) -> tuple[Any, RunConfig]:
     """The model with the checkpoint's weights, and the config with its normalisation."""
     import medtransfer as mt
 
@@ -158,7 +155,7 @@ def _trained_model(
     try:
         model.load_state_dict(state)
     except (TypeError, RuntimeError):
-        from medtransfer.cli_checks import checkpoint_mismatch
+        from medtransfer.cli.checks import checkpoint_mismatch
 
         saved_path = checkpoint.resolve().parent.parent / RUN_CONFIG
         saved = _load(saved_path) if saved_path.is_file() else None
@@ -169,7 +166,7 @@ def _trained_model(
 
 
 def _evaluate_report(
-    cfg: Any, model: Any, cases: list[dict], names: list[str] | None, records=None
+    cfg: RunConfig, model: Any, cases: list[dict], names: list[str] | None, records=None
 ) -> Any:
     from medtransfer.evaluation.evaluate.classification import evaluate_classification
     from medtransfer.evaluation.evaluate.segmentation import evaluate_segmentation
@@ -189,7 +186,7 @@ def _evaluate_report(
     return evaluate_classification(model, cases, preset, class_names=names, threshold=e.threshold, **common)  # fmt: skip
 
 
-def _postprocess(cfg: Any, names: list[str] | None) -> dict[str, Any] | None:
+def _postprocess(cfg: RunConfig, names: list[str] | None) -> dict[str, Any] | None:
     """``evaluation.postprocess`` resolved against the class names (None: none asked for)."""
     from medtransfer.evaluation.inference.postprocess_options import resolve_postprocess
 
@@ -217,7 +214,7 @@ def train_command(args: argparse.Namespace) -> int:
     records, names = _records(cfg)
     train, val, test = _split(cfg, records)
     print(f"{len(records)} labelled cases: {len(train)} train, {len(val)} val, {len(test)} test")
-    from medtransfer.cli_checks import check_label_values_fit
+    from medtransfer.cli.checks import check_label_values_fit
 
     check_label_values_fit(cfg, records, _num_classes(cfg, names, records), names)
     if cfg.data.task == "segmentation":
@@ -300,7 +297,7 @@ def predict_command(args: argparse.Namespace) -> int:
     cfg = _normalisation_of_run(_load(config), args.checkpoint)
     if cfg.data.task != "segmentation":
         raise ConfigError("predict writes masks: data.task must be 'segmentation'.")
-    from medtransfer.cli_checks import check_predict_inputs
+    from medtransfer.cli.checks import check_predict_inputs
 
     check_predict_inputs(args.input, args.format)  # before the model and any inference
     names = _class_names(cfg)

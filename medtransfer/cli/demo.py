@@ -16,7 +16,7 @@ Every number printed is computed by this run on patients that were not used for 
 The HTML reports (one per model, plus ``index.html`` comparing them) go to ``--out``.
 
 Usage:
-    python -m medtransfer.demo [--out outputs/demo] [--quick]
+    medtransfer demo [--out outputs/demo] [--quick] [--seed N]
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import html
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import medtransfer as mt
-from medtransfer.io.atomic import make_folder
+from medtransfer.cli.exit_codes import EXIT_OK
+from medtransfer.cli.table import table
 
 ENCODER = "tf_efficientnet_lite0"
 ORGANS = ["liver", "lesion", "spleen", "kidney"]  # phantom labels 1..4
@@ -60,25 +60,14 @@ LR = 3e-3  # peak learning rate (AdamW, warmup + cosine), the same for both init
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The demo's options (shared by ``python -m medtransfer.demo`` and ``medtransfer demo``)."""
+    """The options of ``medtransfer demo``."""
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test, < 1 min)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data, weights and order")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m medtransfer.demo``; returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m medtransfer.demo", description=__doc__.splitlines()[0])  # fmt: skip
-    add_arguments(parser)
-    try:
-        return run(parser.parse_args(argv))
-    except mt.errors.MedTransferError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run the demo with parsed arguments (``out``, ``quick``, ``seed``); returns 0."""
+    """Run the demo with parsed arguments (``out``, ``quick``, ``seed``); returns ``EXIT_OK``."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("MPLBACKEND", "Agg")
     warnings.filterwarnings("ignore", category=FutureWarning, module="monai")
@@ -95,12 +84,12 @@ def run(args: argparse.Namespace) -> int:
     _section("Tumour classification (2.5D slices -> patient score)")
     rows += _classification(sizes, args.seed, runs, args.out, reports)
     _section("Held-out patients: ImageNet vs random initialisation")
-    print(_table(rows))
+    print(table(rows, _COLUMNS))
     index = _write_index(args.out / "index.html", rows, reports, sizes)
     print(f"\nDone in {time.perf_counter() - start:.0f} s.")
     print(f"Report: {index.resolve()}")
     print(f"Per-model reports, runs and checkpoints: {args.out.resolve()}")
-    return 0
+    return EXIT_OK
 
 
 def _section(title: str) -> None:
@@ -118,16 +107,6 @@ def _finetuner(model: Any, task: str, run_dir: Path, seed: int, batch_size: int,
         model, task=task, lr=LR, batch_size=batch_size, seed=seed, run_dir=run_dir,
         progress="epoch", device="cpu", **kw,
     )  # fmt: skip
-
-
-def _evaluate(task: str) -> Any:
-    """``mt.evaluation.evaluate_<task>`` (from its module until the package re-exports it)."""
-    name = f"evaluate_{task}"
-    if hasattr(mt.evaluation, name):
-        return getattr(mt.evaluation, name)
-    import importlib
-
-    return getattr(importlib.import_module(f"medtransfer.evaluation.{task}_report"), name)
 
 
 # ------------------------------------------------------------------------------- segmentation
@@ -156,7 +135,7 @@ def _segmentation(sizes: Sizes, seed: int, runs: Path, out: Path, reports: dict)
         batch = 16 * sizes.slices_per_case
         tuner = _finetuner(model, "segmentation", runs / f"segmentation-{init}", seed, batch)
         history = tuner.fit(train, epochs=sizes.seg_epochs, train_transform=preset[0])
-        report = _evaluate("segmentation")(
+        report = mt.evaluation.evaluate_segmentation(
             model, test, preset, class_names=ORGANS, postprocess=False, history=history,
             n_resamples=sizes.n_resamples, seed=seed, device="cpu", progress=False,
         )  # fmt: skip
@@ -209,7 +188,7 @@ def _classification(sizes: Sizes, seed: int, runs: Path, out: Path, reports: dic
         run_dir = runs / f"classification-{init}"
         tuner = _finetuner(model, "classification", run_dir, seed, 32, class_weights=weights_bce)
         history = tuner.fit(slices, epochs=sizes.cls_epochs)
-        report = _evaluate("classification")(
+        report = mt.evaluation.evaluate_classification(
             model, test, preset, class_names=["no lesion", "lesion"], history=history,
             n_resamples=sizes.n_resamples, seed=seed, device="cpu", progress=False,
         )  # fmt: skip
@@ -231,14 +210,6 @@ def _row(task: str, init: str, metric: str, estimate: dict[str, Any]) -> dict[st
 _COLUMNS = ("task", "init", "metric", "value (95% CI)", "n")
 
 
-def _table(rows: list[dict[str, Any]]) -> str:
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in _COLUMNS]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(_COLUMNS, widths))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(r[c]).ljust(w) for c, w in zip(_COLUMNS, widths)) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
-
-
 def _write_index(path: Path, rows: list[dict], reports: dict[str, Path], sizes: Sizes) -> Path:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in _COLUMNS)
     body = "".join(
@@ -257,15 +228,14 @@ def _write_index(path: Path, rows: list[dict], reports: dict[str, Path], sizes: 
         f"<p>Synthetic CT phantoms ({sizes.seg_shape} for segmentation, {sizes.cls_shape} for "
         "classification); same recipe, seed and number of steps for both "
         "initialisations; metrics on held-out patients with 95% percentile-bootstrap intervals "
-        f"over patients ({sizes.n_resamples} resamples). Generated by <code>python -m "
-        f"medtransfer.demo</code> on {time.strftime('%Y-%m-%d %H:%M')}.</p>"
+        f"over patients ({sizes.n_resamples} resamples). Generated by <code>medtransfer "
+        f"demo</code> on {time.strftime('%Y-%m-%d %H:%M')}.</p>"
         f"<table><tr>{head}</tr>{body}</table><h2>Reports</h2><ul>{links}</ul></body></html>"
     )
+    # imported here, not at the top: `medtransfer --help` builds the demo's options, needs no numpy
+    from medtransfer.io.atomic import make_folder
+
     make_folder(path.parent)
     with mt.io.atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
-
-
-if __name__ == "__main__":
-    sys.exit(main())

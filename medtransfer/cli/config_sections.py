@@ -1,8 +1,9 @@
 """The sections of a run config (``data``, ``preprocessing``, ``model``, ``training``,
 ``evaluation``, ``output``): one pydantic model each, with per-section checks.
 
-:mod:`medtransfer.config` assembles them into :class:`~medtransfer.config.RunConfig` (cross-section
-checks, keyword arguments of the public API, loading) and re-exports every name defined here.
+:mod:`medtransfer.cli.config` assembles them into :class:`~medtransfer.cli.config.RunConfig`
+(cross-section checks, keyword arguments of the public API, loading) and re-exports every name
+defined here.
 
 Example:
     >>> TrainingConfig(steps=30).epochs is None  # steps given: epochs no longer defaults to 20
@@ -19,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from medtransfer.config_messages import shorten
+from medtransfer.cli.config_messages import shorten
 from medtransfer.evaluation import postprocess
 from medtransfer.training import STRATEGIES
 

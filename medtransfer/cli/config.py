@@ -5,8 +5,8 @@ A config has six sections (``data``, ``preprocessing``, ``model``, ``training``,
 wrong types and impossible combinations are collected and raised as one
 :class:`~medtransfer.errors.ConfigError` listing each bad field, with the allowed values and the
 closest known key. Relative paths are resolved against the config file's folder. Only the entry
-points (``medtransfer.cli``, ``medtransfer.demo``) import this module. The section models are in
-:mod:`medtransfer.config_sections` (re-exported here).
+points (the :mod:`medtransfer.cli` package) import this module. The section models are in
+:mod:`medtransfer.cli.config_sections` (re-exported here).
 
 Example:
     >>> cfg = RunConfig.model_validate({"data": {"manifest": "dataset.json", "task": "segmentation"}})
@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from medtransfer.config_messages import shorten, validation_message
-from medtransfer.config_sections import (
+from medtransfer.cli.config_messages import shorten, validation_message
+from medtransfer.cli.config_sections import (
     STRATEGY_ARGS,
     DataConfig,
     EvaluationConfig,
@@ -45,7 +45,7 @@ from medtransfer.config_sections import (
     _fail,
     _Section,
 )
-from medtransfer.config_yaml import load_yaml, read_config_text
+from medtransfer.cli.config_yaml import load_yaml, read_config_text
 from medtransfer.errors import ConfigError
 
 __all__ = [
@@ -319,7 +319,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
 
     Raises:
         ConfigError: missing, unreadable or too large (> 1 MB) file, invalid YAML, aliases
-            that expand too far (see :mod:`medtransfer.config_yaml`), or invalid fields (all
+            that expand too far (see :mod:`medtransfer.cli.config_yaml`), or invalid fields (all
             listed).
     """
     path = Path(path).expanduser()
