@@ -10,7 +10,15 @@ from typing import Any, TypeVar
 
 from medtransfer.errors import ConfigError
 
-__all__ = ["check_choice", "check_positive_ints", "check_pair", "checked_arguments", "per_channel"]
+__all__ = [
+    "check_choice",
+    "check_pair",
+    "check_plan",
+    "check_positive_ints",
+    "check_spacing",
+    "checked_arguments",
+    "per_channel",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -117,3 +125,28 @@ def per_channel(argument: str, value: float | Sequence[float]) -> tuple[float, .
             "e.g. the encoder's input_spec.mean."
         )
     return result
+
+
+def check_plan(plan: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """``plan`` (from ``plan_preprocessing``) as a mapping; ``None`` -> ``{}``."""
+    if plan is None:
+        return {}
+    if not isinstance(plan, Mapping):
+        raise ConfigError(
+            f"plan must be a dict from mt.transforms.plan_preprocessing; got {type(plan).__name__}."
+        )
+    return plan
+
+
+def check_spacing(spacing: Any, length: int) -> tuple[float, ...]:
+    """``length`` positive voxel sizes in mm, else a ConfigError naming the argument."""
+    try:
+        values = tuple(float(s) for s in spacing)
+    except (TypeError, ValueError):
+        values = ()
+    if len(values) != length or not all(v > 0 for v in values):
+        raise ConfigError(
+            f"spacing={spacing!r} must be {length} positive voxel sizes in mm, "
+            f"e.g. {(1.5,) * length}, or None to keep the image's."
+        )
+    return values

@@ -30,7 +30,9 @@ from medtransfer.transforms import steps
 from medtransfer.transforms._checks import (
     check_choice,
     check_pair,
+    check_plan,
     check_positive_ints,
+    check_spacing,
     checked_arguments,
 )
 from medtransfer.transforms.intensity import EncoderNormalized, RobustScaled
@@ -121,7 +123,7 @@ def ct(
         >>> tuple(evaluate(case)["label"].shape)  # the whole volume, cropped to the body
         (1, 32, 23, 8)
     """
-    plan = _check_plan(plan)
+    plan = check_plan(plan)
     windows = resolve_windows(window if window is not None else plan.get("window", "abdomen"))
     intensity = [CTWindowd(keys[0], windows)]
     return _volume_presets(
@@ -176,7 +178,7 @@ def mri(
         >>> tuple(out["image"].shape), out["label"]
         ((6, 1, 16, 16), 1)
     """
-    plan = _check_plan(plan)
+    plan = check_plan(plan)
     low, high = check_pair("percentiles", percentiles)
     intensity = [RobustScaled(keys[0], low, high, nonzero=True)]
     return _volume_presets(
@@ -238,7 +240,7 @@ def xray(
     normalise = _normaliser(image_key, (mean, std, value_range, input_spec), 1, 0)
     common: list[Any] = []
     if spacing is not None:
-        pixdim = _check_spacing(spacing, 2)
+        pixdim = check_spacing(spacing, 2)
         modes = ["bilinear"] + ["nearest"] * len(label_keys)
         common.append(Spacingd(all_keys, pixdim=pixdim, mode=modes))
     common.append(RobustScaled(image_key, low, high, nonzero=False))
@@ -295,7 +297,7 @@ def _volume_presets(
         "roi_size", roi_size or plan_roi or DEFAULT_ROI_SIZE[spatial_dims], spatial_dims
     )
     spacing = spacing if spacing is not None else plan.get("spacing")
-    pixdim = _check_spacing(spacing, 3) if spacing is not None else None
+    pixdim = check_spacing(spacing, 3) if spacing is not None else None
     image_key = keys[0]
     label_keys = [keys[1]] if task == "segmentation" else []
     all_keys = [image_key, *label_keys]
@@ -368,29 +370,6 @@ def _eval_compose(transforms: list[Any]) -> Compose:
         if isinstance(transform, MapTransform) and not isinstance(transform, LoadVolumed):
             transform.allow_missing_keys = True
     return Compose(transforms)
-
-
-def _check_plan(plan: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    if plan is None:
-        return {}
-    if not isinstance(plan, Mapping):
-        raise ConfigError(
-            f"plan must be a dict from mt.transforms.plan_preprocessing; got {type(plan).__name__}."
-        )
-    return plan
-
-
-def _check_spacing(spacing: Any, length: int) -> tuple[float, ...]:
-    try:
-        values = tuple(float(s) for s in spacing)
-    except (TypeError, ValueError):
-        values = ()
-    if len(values) != length or not all(v > 0 for v in values):
-        raise ConfigError(
-            f"spacing={spacing!r} must be {length} positive voxel sizes in mm, "
-            f"e.g. {(1.5,) * length}, or None to keep the image's."
-        )
-    return values
 
 
 def _normaliser(
