@@ -3,8 +3,8 @@
 Inline CSS, plots embedded as base64 PNGs, no script, font, stylesheet or link to anything outside
 the file (it opens on an air-gapped workstation and can be attached to an e-mail). Every piece of
 text comes from the report and is escaped. Order: headline numbers with 95% CIs, summary table,
-box plots, example overlays (best/median/worst), ROC and calibration, training curves, cases,
-methods, run details.
+box plots, extra sections (``Report.add_section``), example overlays (best/median/worst), ROC and
+calibration, training curves, cases, methods, run details.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ from medtransfer.evaluation.report.format import (
     metric_label,
 )
 from medtransfer.evaluation.report.methods import methods_items, run_details
+from medtransfer.evaluation.report.sections import sections_html
 from medtransfer.evaluation.wording import count
 
 if TYPE_CHECKING:
     from medtransfer.evaluation.report.report import Report
 
-__all__ = ["render_html", "summary_html"]
+__all__ = ["figure_html", "render_html", "summary_html"]
 
 _CSS = """
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;color:#1d2733;margin:0;
@@ -58,6 +59,31 @@ def _image(fig: Any, alt: str) -> str:
     from medtransfer.evaluation.report.plots import png_base64
 
     return f'<img alt="{e(alt)}" src="data:image/png;base64,{png_base64(fig)}">'
+
+
+def figure_html(fig: Any, alt: str) -> str:
+    """A matplotlib figure as a self-contained ``<img>`` (base64 PNG, escaped ``alt`` text),
+    for the HTML fragment of a report section; the figure is closed afterwards.
+
+    Example:
+        >>> from matplotlib.figure import Figure
+        >>> fig = Figure(figsize=(1, 1)); _ = fig.add_subplot().plot([0, 1])
+        >>> figure_html(fig, "a line").startswith('<img alt="a line" src="data:image/png;base64,')
+        True
+    """
+    text = _image(fig, alt)
+    _close(fig)
+    return text
+
+
+def _close(fig: Any) -> None:
+    """Free a figure: pyplot's registry forgets it (if pyplot made it), its artists go."""
+    import sys
+
+    pyplot = sys.modules.get("matplotlib.pyplot")  # never import pyplot just to close
+    if pyplot is not None:
+        pyplot.close(fig)
+    fig.clear()
 
 
 def _cards(report: Report) -> str:
@@ -292,6 +318,8 @@ def render_html(report: Report) -> str:
         ]
         if _has(report, "hd95"):
             parts.append(_image(dice_boxplot(report, "hd95"), "HD95 box plots"))
+    if report.sections:
+        parts.append(sections_html(report.sections))
     if report.overlays:
         parts += [
             "<h2>Examples: best, median and worst case</h2>",

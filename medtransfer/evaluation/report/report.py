@@ -25,6 +25,7 @@ from medtransfer.evaluation.report.format import (
     metric_label,
     text_table,
 )
+from medtransfer.evaluation.report.sections import make_section
 from medtransfer.evaluation.wording import count
 from medtransfer.io import atomic_path
 
@@ -102,6 +103,8 @@ class Report:
         curves: classification ROC and calibration points per class (lists of numbers).
         overlays: slices of the best, median and worst cases (segmentation).
         predictions: ``{case_id: label map}`` when evaluated with ``keep_predictions=True``.
+        sections: extra parts of the HTML page, ``{"title", "html", "data"}`` each (see
+            :meth:`add_section`), shown after the summary and before the methods.
 
     Example:
         >>> report = Report(
@@ -124,6 +127,7 @@ class Report:
     curves: dict[str, Any] = field(default_factory=dict)
     overlays: list[OverlaySlice] = field(default_factory=list)
     predictions: dict[str, Any] | None = field(default=None, repr=False)
+    sections: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.task not in _TASKS:
@@ -135,6 +139,38 @@ class Report:
         ids = [str(row.get("case_id")) for row in self.cases]
         if len(set(ids)) != len(ids) or any(row.get("case_id") is None for row in self.cases):
             raise ConfigError("every row of Report.cases needs a unique 'case_id'.")
+        sections = list(self.sections)
+        self.sections = []
+        for section in sections:
+            if not isinstance(section, Mapping):
+                raise ConfigError(f"Report.sections holds {section!r}; each must be a dict.")
+            self.add_section(section.get("title"), section.get("html"), section.get("data"))
+
+    def add_section(self, title: str, html: str, data: Mapping[str, Any] | None = None) -> None:
+        """Add a part to the HTML page (an ``<h2>`` title and a fragment), or replace the one
+        with the same title; ``data`` (a JSON-serialisable dict) is kept in the JSON.
+
+        The fragment is shown as given (it comes from the library, such as
+        ``Ranking.html_section()``); the title is escaped. Sections follow the summary and
+        come before the methods, in the order they were first added.
+
+        Raises:
+            ConfigError: an empty title, a fragment that is not a str, or data that is not a
+                JSON-serialisable dict.
+
+        Example:
+            >>> report = Report("classification")
+            >>> report.add_section("Encoder ranking", "<p>old</p>", {"best": "resnet18"})
+            >>> report.add_section("Encoder ranking", "<p>new</p>")
+            >>> [(s["title"], s["html"]) for s in report.sections]
+            [('Encoder ranking', '<p>new</p>')]
+        """
+        section = make_section(title, html, data)
+        for i, old in enumerate(self.sections):
+            if old["title"] == section["title"]:
+                self.sections[i] = section
+                return
+        self.sections.append(section)
 
     # -- tables -------------------------------------------------------------------------------
     def estimate(self, metric: str, class_name: str | None = None) -> dict[str, Any]:
@@ -211,6 +247,7 @@ class Report:
                 "curves": self.curves,
                 "overlays": [o.as_dict() for o in self.overlays],
                 "history": history,
+                "sections": self.sections,
             }
         )
 
@@ -225,6 +262,7 @@ class Report:
             metadata=data.get("metadata", {}),
             history=data.get("history"),
             curves=data.get("curves", {}),
+            sections=data.get("sections", []),
         )
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
