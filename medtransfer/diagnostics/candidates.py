@@ -35,6 +35,8 @@ class Candidate:
         context: 2.5D: ``2 * context + 1`` neighbouring slices as channels (2D only).
         spatial_dims: 2 (slices) or 3 (volumes; the 2D encoder converted).
         conversion: 3D only: ``"inflate"`` (default) or ``"acs"``.
+        channels: image channels per slice (CT windows, MR sequences); the encoder gets
+            ``channels * (2 * context + 1)``.
         label: the name shown in tables and plots (default: built from the fields).
 
     Example:
@@ -50,6 +52,7 @@ class Candidate:
     context: int = 0
     spatial_dims: int = 2
     conversion: str | None = None
+    channels: int = 1
     label: str | None = None
 
     def __post_init__(self) -> None:
@@ -62,6 +65,12 @@ class Candidate:
             problems.append(f"context={self.context!r} must be an integer >= 0")
         elif self.context and self.spatial_dims == 3:
             problems.append("context (2.5D) needs spatial_dims=2")
+        if (
+            not isinstance(self.channels, int)
+            or isinstance(self.channels, bool)
+            or self.channels < 1
+        ):
+            problems.append(f"channels={self.channels!r} must be an integer >= 1")
         if self.conversion is not None and self.conversion not in _CONVERSIONS:
             problems.append(f"conversion={self.conversion!r} must be None, 'inflate' or 'acs'")
         elif self.conversion is not None and self.spatial_dims == 2:
@@ -73,8 +82,8 @@ class Candidate:
 
     @property
     def in_channels(self) -> int:
-        """Input channels of the encoder: ``2 * context + 1``."""
-        return 2 * self.context + 1
+        """Input channels of the encoder: ``channels * (2 * context + 1)``."""
+        return self.channels * (2 * self.context + 1)
 
     @property
     def init(self) -> str:
@@ -90,7 +99,7 @@ class Candidate:
         """``"2D"``, ``"2.5D (k slices)"``, ``"3D inflate"`` or ``"3D acs"``."""
         if self.spatial_dims == 3:
             return f"3D {self.conversion}"
-        return f"2.5D ({self.in_channels} slices)" if self.context else "2D"
+        return f"2.5D ({2 * self.context + 1} slices)" if self.context else "2D"
 
     @property
     def name(self) -> str:
@@ -153,15 +162,17 @@ def _call_preset(preset: Callable, spec: Any, context: int, spatial_dims: int) -
 _OPTIONS = "random, 2.5d, 2.5d-<slices>, 3d, 3d-inflate, 3d-acs"
 
 
-def as_candidate(value: Any) -> Candidate:
+def as_candidate(value: Any, **defaults: Any) -> Candidate:
     """A :class:`Candidate` from a candidate or a string ``"encoder[:option]..."``.
 
     Options: ``random`` (random initialisation), ``2.5d`` (3 slices) or ``2.5d-<k>`` (k slices,
-    odd), ``3d`` / ``3d-inflate`` / ``3d-acs``.
+    odd), ``3d`` / ``3d-inflate`` / ``3d-acs``. ``defaults`` fill the fields a string leaves
+    open (e.g. a run config's ``weights``, ``context`` and ``channels``); an input-form option
+    (``2.5d``, ``3d``) replaces the default form as a whole.
 
     Example:
         >>> as_candidate("tf_efficientnet_lite0:2.5d-5:random")
-        Candidate(encoder='tf_efficientnet_lite0', weights=None, context=2, spatial_dims=2, conversion=None, label=None)
+        Candidate(encoder='tf_efficientnet_lite0', weights=None, context=2, spatial_dims=2, conversion=None, channels=1, label=None)
     """
     if isinstance(value, Candidate):
         return value
@@ -171,7 +182,7 @@ def as_candidate(value: Any) -> Candidate:
             f"got {value!r}."
         )
     encoder, *options = (part.strip() for part in value.split(":"))
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = dict(defaults)
     for option in (o.lower() for o in options):
         if option == "random":
             fields["weights"] = None
@@ -179,9 +190,9 @@ def as_candidate(value: Any) -> Candidate:
             slices = option[5:] if option.startswith("2.5d-") else "3"
             if not slices.isdigit() or int(slices) % 2 == 0 or int(slices) < 3:
                 raise ConfigError(f"{value!r}: '{option}' needs an odd number of slices >= 3.")
-            fields["context"] = (int(slices) - 1) // 2
+            fields.update(context=(int(slices) - 1) // 2, spatial_dims=2, conversion=None)
         elif option in ("3d", "3d-inflate", "3d-acs"):
-            fields["spatial_dims"] = 3
+            fields["spatial_dims"], fields["context"] = 3, 0
             fields["conversion"] = "acs" if option == "3d-acs" else "inflate"
         else:
             raise ConfigError(f"{value!r}: unknown option {option!r}; known: {_OPTIONS}.")

@@ -32,7 +32,9 @@ def _encoder(candidate: Candidate | torch.nn.Module) -> tuple[str, Any]:
                 f"A model candidate needs an .encoder like mt.models builds; got "
                 f"{type(candidate).__name__}."
             )
-        label = f"{type(candidate).__name__} ({getattr(encoder, 'name', 'encoder')})"
+        label = getattr(candidate, "label", None) or (
+            f"{type(candidate).__name__} ({getattr(encoder, 'name', 'encoder')})"
+        )
         return label, encoder
     from medtransfer import encoders
 
@@ -137,10 +139,13 @@ def rank_encoders(
 
     torch_device = resolve_device(device)
     rows = []
+    seen: dict[str, int] = {}
     for raw, candidate in zip(candidates, parsed):
         start = time.perf_counter()
         try:
             name, encoder = _encoder(candidate)
+            seen[name] = seen.get(name, 0) + 1
+            name = name if seen[name] == 1 else f"{name} #{seen[name]}"  # two built models
         except (WeightsError, EncoderError) as err:
             rows.append(_skipped(getattr(candidate, "name", str(raw)), method, str(err)))
             continue
