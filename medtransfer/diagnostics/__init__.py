@@ -19,17 +19,21 @@ Example:
 from __future__ import annotations
 
 from medtransfer.diagnostics.candidates import Candidate, as_candidate
+from medtransfer.diagnostics.comparison import TransferComparison
 from medtransfer.diagnostics.features import Features, extract_features
 from medtransfer.diagnostics.rank import rank_encoders
 from medtransfer.diagnostics.ranking import Ranking
 from medtransfer.diagnostics.scores import SCORES, h_score, leep, linear_probe, logme
+from medtransfer.diagnostics.scratch import compare_to_scratch
 
 __all__ = [
     "SCORES",
     "Candidate",
     "Features",
     "Ranking",
+    "TransferComparison",
     "as_candidate",
+    "compare_to_scratch",
     "extract_features",
     "h_score",
     "leep",
