@@ -2,6 +2,7 @@
 the commands.
 
 Commands: ``inspect`` (:mod:`.inspect`), ``train``, ``evaluate``, ``predict`` (:mod:`.runs`),
+``diagnose rank`` and ``train --compare-to-scratch`` (:mod:`.diagnose`),
 ``weights list|verify|import|fetch`` (:mod:`.weights`) and ``demo`` (:mod:`.demo`); see
 ``docs/cli.md``. Exit codes (:mod:`.exit_codes`): 0 success, 1 runtime error (a
 :class:`~medtransfer.errors.MedTransferError`, e.g. missing weights or an unreadable file),
@@ -66,13 +67,13 @@ def _fail(args: argparse.Namespace, err: BaseException, code: int, internal: boo
 
 
 # ------------------------------------------------------------------------------- parser
-def _lazy(name: str) -> Callable[[argparse.Namespace], int]:
-    """A run command from :mod:`medtransfer.cli.runs`, imported only when it runs."""
+def _lazy(name: str, module: str = "runs") -> Callable[[argparse.Namespace], int]:
+    """A command from :mod:`medtransfer.cli.runs` (or ``.diagnose``), imported when it runs."""
 
     def run(args: argparse.Namespace) -> int:
-        from medtransfer.cli import runs
+        import importlib
 
-        return getattr(runs, name)(args)
+        return getattr(importlib.import_module(f"medtransfer.cli.{module}"), name)(args)
 
     return run
 
@@ -111,8 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         "patient ID and name",
     )
 
-    p = command("train", _lazy("train_command"), "fine-tune a model as a YAML config says")
+    p = command(
+        "train", _lazy("train_command", "diagnose"), "fine-tune a model as a YAML config says"
+    )
     p.add_argument("config", type=Path, help="run config (see configs/)")
+    p.add_argument(
+        "--compare-to-scratch",
+        action="store_true",
+        help="then train the same recipe from random initialisation (diagnostics.seeds, "
+        "diagnostics.label_fractions) and report whether pretraining helped",
+    )
     how = p.add_mutually_exclusive_group()
     how.add_argument(
         "--resume",
@@ -144,6 +153,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True, help="folder for the masks")
     p.add_argument("--format", choices=("nifti", "dicom-seg"), default="nifti")
     p.add_argument("--config", type=Path, help="run config (default: the run's run_config.yaml)")
+
+    diagnose_parser = sub.add_parser("diagnose", help="transfer diagnostics of a run config")
+    dsub = diagnose_parser.add_subparsers(title="diagnose commands", metavar="ACTION")
+    diagnose_parser.set_defaults(func=lambda _: _usage(diagnose_parser))
+    p = dsub.add_parser(
+        "rank",
+        parents=[common],
+        help="rank encoders by a transferability score before training",
+        description="Rank the config's encoder (its weights and random init) and "
+        "diagnostics.candidates on the training split by a transferability score of their "
+        "frozen features; writes <run_dir>/diagnostics/ranking-<method>.json/.md.",
+    )
+    p.set_defaults(func=_lazy("rank_command", "diagnose"))
+    p.add_argument("config", type=Path, help="run config (see configs/)")
+    p.add_argument(
+        "--candidates",
+        nargs="+",
+        metavar="NAME",
+        help="more candidates, e.g. tf_efficientnet_lite1 resnet18:2.5d resnet18:random",
+    )
+    p.add_argument("--method", choices=("logme", "h_score", "leep", "linear_probe"), help="score")
+    p.add_argument("--max-samples", type=int, help="cases or pixels scored (default 4000)")
+    _add_set(p)
 
     weights_parser = sub.add_parser("weights", help="list, verify, import or fetch encoder weights")
     wsub = weights_parser.add_subparsers(title="weights commands", metavar="ACTION")

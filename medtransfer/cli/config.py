@@ -1,8 +1,9 @@
 """YAML run configs for the ``medtransfer`` command: pydantic models and loading.
 
-A config has six sections (``data``, ``preprocessing``, ``model``, ``training``, ``evaluation``,
-``output``); every field has a default except ``data.manifest`` and ``data.task``. Unknown keys,
-wrong types and impossible combinations are collected and raised as one
+A config has seven sections (``data``, ``preprocessing``, ``model``, ``training``,
+``evaluation``, ``diagnostics``, ``output``); every field has a default except ``data.manifest``
+and ``data.task``. Unknown keys, wrong types and impossible combinations are collected and raised
+as one
 :class:`~medtransfer.errors.ConfigError` listing each bad field, with the allowed values and the
 closest known key. Relative paths are resolved against the config file's folder. Only the entry
 points (the :mod:`medtransfer.cli` package) import this module. The section models are in
@@ -34,6 +35,7 @@ from medtransfer.cli.config_messages import shorten, validation_message
 from medtransfer.cli.config_sections import (
     STRATEGY_ARGS,
     DataConfig,
+    DiagnosticsConfig,
     EvaluationConfig,
     ModelConfig,
     OutputConfig,
@@ -51,6 +53,7 @@ from medtransfer.errors import ConfigError
 __all__ = [
     "STRATEGY_ARGS",
     "DataConfig",
+    "DiagnosticsConfig",
     "EvaluationConfig",
     "ModelConfig",
     "OutputConfig",
@@ -72,6 +75,7 @@ class RunConfig(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @model_validator(mode="after")

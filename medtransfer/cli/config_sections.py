@@ -1,5 +1,5 @@
 """The sections of a run config (``data``, ``preprocessing``, ``model``, ``training``,
-``evaluation``, ``output``): one pydantic model each, with per-section checks.
+``evaluation``, ``diagnostics``, ``output``): one pydantic model each, with per-section checks.
 
 :mod:`medtransfer.cli.config` assembles them into :class:`~medtransfer.cli.config.RunConfig`
 (cross-section checks, keyword arguments of the public API, loading) and re-exports every name
@@ -27,6 +27,7 @@ from medtransfer.training import STRATEGIES
 __all__ = [
     "STRATEGY_ARGS",
     "DataConfig",
+    "DiagnosticsConfig",
     "EvaluationConfig",
     "ModelConfig",
     "OutputConfig",
@@ -334,3 +335,35 @@ class OutputConfig(_Section):
         "value), {class: {type: [value, SCT, meaning], category: [...]}}; classes not listed "
         "are looked up by name (docs/io.md)",
     )
+
+
+class DiagnosticsConfig(_Section):
+    """``medtransfer diagnose rank`` and ``train --compare-to-scratch`` (``mt.diagnostics``)."""
+
+    candidates: list[str] = Field(
+        default_factory=list,
+        description="encoders to rank besides model.encoder (ImageNet and random init), e.g. "
+        "[tf_efficientnet_lite1, 'tf_efficientnet_lite0:2.5d', 'resnet18:random']",
+    )
+    method: Literal["logme", "h_score", "leep", "linear_probe"] = Field(
+        "logme", description="transferability score of diagnose rank"
+    )
+    max_samples: int = Field(
+        4000, ge=2, description="cases (classification) or class-balanced pixels scored"
+    )
+    seeds: list[int] = Field(
+        default_factory=lambda: [0, 1, 2], min_length=1, description="compare-to-scratch seeds"
+    )
+    label_fractions: list[float] = Field(
+        default_factory=lambda: [1.0],
+        min_length=1,
+        description="compare-to-scratch training-set fractions, each in (0, 1]",
+    )
+
+    @field_validator("label_fractions")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        bad = [f for f in value if not 0 < f <= 1]
+        if bad:
+            raise ValueError(f"fractions must be in (0, 1]; got {bad}")
+        return value

@@ -34,6 +34,8 @@ def _overrides(items: list[str]) -> dict[str, Any]:
 
 
 RUN_CONFIG = "run_config.yaml"  # the validated config, normalisation included, in the run folder
+DIAGNOSTICS = "diagnostics"  # <run_dir>/diagnostics/: results and report sections of diagnose
+SECTION_SUFFIX = ".section.json"
 
 
 def _load(path: Path, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -274,6 +276,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     out = args.output or args.checkpoint.resolve().parent.parent / "evaluation"
     _refuse_to_replace_reports(out, args.overwrite)  # before the (long) evaluation
     report = _evaluate_report(cfg, model, cases, names, records)
+    _add_diagnostics(report, args.checkpoint.resolve().parent.parent)
     make_folder(out)
     paths = [
         report.to_html(out / REPORTS[0]),
@@ -286,6 +289,18 @@ def evaluate_command(args: argparse.Namespace) -> int:
     print("\n".join(["", *report.headline(), ""]))
     print("Outputs:\n" + "\n".join(f"  {p}" for p in paths))
     return EXIT_OK
+
+
+def _add_diagnostics(report: Any, run_dir: Path) -> None:
+    """The sections ``diagnose rank`` / ``train --compare-to-scratch`` saved in the run folder."""
+    import json
+
+    for path in sorted((run_dir / DIAGNOSTICS).glob(f"*{SECTION_SUFFIX}")):
+        try:
+            section = json.loads(path.read_text(encoding="utf-8"))
+            report.add_section(section["title"], section["html"], section.get("data"))
+        except (OSError, ValueError, KeyError, TypeError, ConfigError) as err:
+            print(f"Skipped the report section in {path}: {err}")
 
 
 def predict_command(args: argparse.Namespace) -> int:

@@ -173,6 +173,7 @@ def extract_features(
     cache_key: str | None = None,
     cache_dir: str | Path | None = None,
     progress: bool = False,
+    label: str | None = None,
 ) -> Features:
     """Run a frozen encoder over labelled records and collect features and labels.
 
@@ -188,6 +189,7 @@ def extract_features(
             ``mt.encoders.create_imagenet_classifier``), to record ``source_probs`` for LEEP.
         cache_key: identifies the encoder (e.g. its candidate name); with it, features are
             reused within the process, and with ``cache_dir`` across processes.
+        progress, label: a progress bar over the cases, titled ``label``.
 
     Example:
         >>> import torch, medtransfer as mt
@@ -219,7 +221,7 @@ def extract_features(
     encoder = encoder.to(device).eval()
     if source_head is not None:
         source_head = source_head.to(device).eval()
-    iterator = _progress(records, progress, cache_key)
+    iterator = _progress(records, progress, label)
     with torch.inference_mode():
         for index, record in enumerate(iterator):
             sample = transform(dict(record))

@@ -159,7 +159,7 @@ def rank_encoders(
         features = extract_features(
             encoder, records, transform, task=task, max_samples=max_samples, seed=seed,
             batch_size=batch_size, source_head=head, device=torch_device,
-            cache_key=_key(candidate, name), cache_dir=cache_dir, progress=progress,
+            cache_key=_key(candidate, name), cache_dir=cache_dir, progress=progress, label=name,
         )  # fmt: skip
         try:
             score = _score(method, features)
