@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from medtransfer.data.case_ids import case_ids
 from medtransfer.diagnostics.candidates import Candidate, as_candidate
 from medtransfer.diagnostics.comparison import TASK_METRICS, TransferComparison, auroc_macro
 from medtransfer.errors import ConfigError
@@ -245,7 +246,8 @@ def compare_to_scratch(
         finetuner: more FineTuner arguments (``lr``, ``batch_size``, ``strategy``...).
         model_kwargs: more model arguments (``decoder_channels``...).
         run_dir: where the runs go (``<run_dir>/f<fraction>/<arm>/seed<k>``; an interrupted
-            comparison resumes there); default a temporary folder, deleted afterwards.
+            comparison resumes there, and a folder holding a comparison with other settings is
+            a ``CheckpointError``); default a temporary folder, deleted afterwards.
         n_resamples, confidence: the paired bootstrap.
         device: "auto", "cpu", "cuda"...
         progress: print one line per run (and the FineTuner's epoch lines).
@@ -282,6 +284,12 @@ def compare_to_scratch(
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mt-scratch-")))
         else:
             root = Path(run_dir)
+            settings = {"candidate": repr(pretrained), "task": task, "num_classes": num_classes,
+                        "seeds": list(seeds), "fractions": fractions, "budget": budget,
+                        "finetuner": repr(sorted(options.items())), "model": repr(sorted(extra.items())),
+                        "evaluations": evaluations, "train": case_ids(list(train)),
+                        "test": case_ids(list(test))}  # fmt: skip
+            _check_settings(root, settings)
         for f in fractions:
             subset = [dict(train[i]) for i in subsets[f]]
             for seed in seeds:
@@ -310,6 +318,36 @@ def compare_to_scratch(
         curve_metric=runs[0]["curve_metric"], n_resamples=n_resamples, confidence=confidence,
         metadata=_metadata(budget, train, test, evaluations, device, pretrained),
     )  # fmt: skip
+
+
+_SETTINGS = "comparison_settings.json"
+
+
+def _check_settings(root: Path, settings: dict[str, Any]) -> None:
+    """Runs in ``root`` are resumed only for the same comparison; other settings are refused."""
+    import json
+
+    from medtransfer.errors import CheckpointError
+    from medtransfer.io.atomic import atomic_path, make_folder
+
+    path = root / _SETTINGS
+    settings = json.loads(json.dumps(settings, default=str))
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            saved = {}
+        changed = sorted(k for k in settings if saved.get(k) != settings[k])
+        if changed:
+            raise CheckpointError(
+                f"{root} holds the runs of a comparison with other settings ({', '.join(changed)} "
+                "differ); resuming them would mix two experiments. Give another run_dir, or "
+                "delete that folder to start over."
+            )
+        return
+    make_folder(root)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(settings, indent=1), encoding="utf-8")
 
 
 def _metadata(budget: dict, train: Sequence, test: Sequence, evaluations: int, device: str,

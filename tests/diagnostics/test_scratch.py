@@ -96,3 +96,15 @@ def test_compare_to_scratch_end_to_end(tmp_path):
     forms = ("pretraining helps (", "no evidence either way (", "negative transfer: ")
     assert all(result.verdict(f).startswith(forms) for f in result.fractions)
     assert result.metadata["budget"] == "steps=2 per run"
+
+
+def test_a_run_dir_of_another_comparison_is_refused_not_mixed(tmp_path):
+    """Resuming is for the same comparison: other settings would silently reuse finished runs."""
+    from medtransfer.diagnostics.scratch import _check_settings
+    from medtransfer.errors import CheckpointError
+
+    settings = {"seeds": [0, 1], "budget": {"steps": 5}, "train": ["a", "b"]}
+    _check_settings(tmp_path, settings)
+    _check_settings(tmp_path, dict(settings))  # the same comparison: resumes
+    with pytest.raises(CheckpointError, match=r"budget, seeds differ"):
+        _check_settings(tmp_path, {**settings, "seeds": [0], "budget": {"steps": 6}})
