@@ -12,7 +12,9 @@ through its skip connections. Pixels are sampled at random, as Tan, Li and Huang
 transferability scores tractable for segmentation ("Transferability estimation for semantic
 segmentation task", arXiv:2109.15242; ICIP 2023), and class-balanced (the same number of pixels of
 each class present in each case), because in medical images the structures of interest are a
-small fraction of the voxels: uniform sampling would score an encoder mostly on background.
+small fraction of the voxels: uniform sampling would score an encoder mostly on background. A 2D
+encoder on a volume sees at most 8 slices per case (those showing the most classes, ties drawn at
+random): ranking costs a few forward passes per case, not an epoch of inference.
 
 Features are cached in memory per process (and on disk with ``cache_dir``), keyed by the
 candidate, the cases and the sampling settings, so that several scores cost one extraction.
@@ -108,6 +110,23 @@ def _sample_points(label: np.ndarray, per_class: int, rng: np.random.Generator):
     return np.concatenate(points), np.concatenate(classes)
 
 
+SLICES_PER_CASE = 8
+
+
+def _chosen_slices(label: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Up to :data:`SLICES_PER_CASE` slices of a stack, those showing the most classes first.
+
+    The encoder then runs on a few slices per case instead of all of them (the cost of ranking
+    is the forward passes); the pixels are still class-balanced within the chosen slices.
+    """
+    n = label.shape[0]
+    if n <= SLICES_PER_CASE:
+        return np.arange(n)
+    shown = np.array([len(np.unique(label[i])) for i in range(n)])
+    order = np.lexsort((rng.random(n), -shown))  # most classes first, random among ties
+    return np.sort(order[:SLICES_PER_CASE])
+
+
 def _segmentation_rows(encoder, image, label, per_class, rng, batch_size, device):
     """Hypercolumns of the sampled voxels of one case (2D: image (S, C, X, Y); 3D: (C, X, Y, Z))."""
     label = np.asarray(label)
@@ -117,7 +136,9 @@ def _segmentation_rows(encoder, image, label, per_class, rng, batch_size, device
         x = _pad(torch.as_tensor(image)[None].float().to(device), divisor)
         rows = _hypercolumns(encoder(x), torch.from_numpy(points), x.shape[2:])
         return rows.cpu().numpy(), classes
-    points, classes = _sample_points(label[:, 0], per_class, rng)  # (slice, x, y)
+    chosen = _chosen_slices(label[:, 0], rng)
+    points, classes = _sample_points(label[chosen, 0], per_class, rng)  # (slice, x, y)
+    points[:, 0] = chosen[points[:, 0]]
     rows = np.zeros((len(points), sum(encoder.out_channels)), np.float32)
     slices = np.unique(points[:, 0])
     for start in range(0, len(slices), batch_size):

@@ -47,7 +47,7 @@ def test_hypercolumn_of_a_pixel_is_that_pixel_exactly():
     cases = [_slices_case(rng) for _ in range(2)]
     f = extract_features(PassThroughEncoder(), cases, identity, task="segmentation", max_samples=60)
     assert f.features.shape[1] == 2
-    np.testing.assert_array_equal(f.features[:, 0], f.labels.astype(np.float32))
+    np.testing.assert_allclose(f.features[:, 0], f.labels, atol=1e-5)
 
 
 def test_3d_hypercolumn_matches_upsampled_levels():
@@ -119,3 +119,21 @@ def test_bad_arguments_are_config_errors():
         extract_features(PassThroughEncoder(), [], identity, task="detection")
     with pytest.raises(ConfigError, match="max_samples"):
         extract_features(PassThroughEncoder(), [], identity, task="segmentation", max_samples=1)
+
+
+def test_a_2d_encoder_sees_a_few_slices_per_case_those_showing_the_classes():
+    label = np.zeros((20, 1, 10, 12), np.int64)
+    label[5:8, :, 2:6, 2:6] = 1
+    label[6, :, 7:9, 7:9] = 2
+    seen = []
+
+    class Recording(PassThroughEncoder):
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return super().forward(x)
+
+    case = {"image": torch.from_numpy(label.astype(np.float32)), "label": label}
+    f = extract_features(Recording(), [case], identity, task="segmentation", max_samples=60)
+    assert sum(seen) == 8  # SLICES_PER_CASE of 20
+    assert set(np.unique(f.labels)) == {0, 1, 2}  # the slices with the classes were chosen
+    np.testing.assert_allclose(f.features[:, 0], f.labels, atol=1e-5)  # still aligned
