@@ -360,9 +360,9 @@ class TransferComparison:
             "n_resamples": self.n_resamples, "confidence": self.confidence,
             "metadata": self.metadata, "runs": self.runs, "summary": self.summary_rows(),
         }  # fmt: skip
-        from medtransfer.evaluation.report.report import _clean  # NaN -> None, numpy -> Python
+        from medtransfer.evaluation.report.format import json_safe  # NaN -> None, numpy -> Python
 
-        return _clean(data)
+        return json_safe(data)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TransferComparison:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from medtransfer.errors import ConfigError
+from medtransfer.evaluation.report.format import json_safe
 from medtransfer.evaluation.report.html_page import figure_html
 from medtransfer.io import atomic_path
 
@@ -49,19 +50,6 @@ _COLUMNS = (
     "status",
     "reason",
 )
-
-
-def _plain(value: Any) -> Any:
-    """JSON-safe scalars: numpy -> Python, NaN/inf -> None (nested dicts and lists too)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _fmt(value: Any, kind: str) -> str:
@@ -132,7 +120,7 @@ class Ranking:
             raise ConfigError(
                 f"Ranking row {row['candidate']!r}: status={status!r}; 'ok' or 'skipped'."
             )
-        out = {key: None for key in _COLUMNS} | {"method": self.method} | _plain(dict(row))
+        out = {key: None for key in _COLUMNS} | {"method": self.method} | json_safe(dict(row))
         if isinstance(score, np.generic):
             score = score.item()
         finite = isinstance(score, (int, float)) and not isinstance(score, bool)
@@ -180,7 +168,7 @@ class Ranking:
         from scipy import stats
 
         sign = 1.0 if higher_is_better else -1.0
-        tuned = {str(k): _plain(v) for k, v in fine_tuned.items()}
+        tuned = {str(k): json_safe(v) for k, v in fine_tuned.items()}
         common = [
             (r["candidate"], r["score"], sign * float(tuned[r["candidate"]]))
             for r in self.rows
@@ -354,7 +342,7 @@ class Ranking:
             >>> Ranking("leep", "classification").to_dict()
             {'method': 'leep', 'task': 'classification', 'rows': [], 'metadata': {}}
         """
-        return _plain(
+        return json_safe(
             {"method": self.method, "task": self.task, "rows": self.rows, "metadata": self.metadata}
         )
 

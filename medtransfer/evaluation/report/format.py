@@ -10,9 +10,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from medtransfer.errors import ConfigError
 
 __all__ = [
+    "json_safe",
     "METRIC_LABELS",
     "curve_kind",
     "format_estimate",
@@ -170,3 +173,24 @@ def history_data(history: Any) -> dict[str, list[Any]] | None:
         f"history={type(history).__name__} is not a History or a dict of per-epoch lists; pass "
         "the History returned by FineTuner.fit, or e.g. {'train_loss': [...], 'dice': [...]}."
     )
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON data: numpy arrays and scalars -> Python, NaN/inf -> None, tuples -> lists,
+    mapping keys -> str (nested values too).
+
+    Example:
+        >>> json_safe({"dice": np.float32(0.5), 1: [float("nan"), (2, 3)]})
+        {'dice': 0.5, '1': [None, [2, 3]]}
+    """
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from medtransfer.errors import ConfigError
 from medtransfer.evaluation.report.format import (
     format_estimate,
     history_data,
+    json_safe,
     metric_label,
     text_table,
 )
@@ -71,22 +71,9 @@ class OverlaySlice:
             "role": self.role,
             "slice_index": self.slice_index,
             "n_slices": self.n_slices,
-            "dice": {k: _clean(v) for k, v in self.dice.items()},
+            "dice": {k: json_safe(v) for k, v in self.dice.items()},
             "window": None if self.window is None else list(self.window),
         }
-
-
-def _clean(value: Any) -> Any:
-    """JSON-safe scalars: NaN/inf -> None, numpy -> Python."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_clean(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    return value
 
 
 @dataclass
@@ -238,7 +225,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """Everything but pixels and predictions, as JSON-safe plain data."""
         history = history_data(self.history)
-        return _clean(
+        return json_safe(
             {
                 "task": self.task,
                 "metadata": self.metadata,
@@ -304,7 +291,7 @@ class Report:
 
 
 def _csv_cell(value: Any) -> Any:
-    value = _clean(value)
+    value = json_safe(value)
     if isinstance(value, list):
         return json.dumps(value)
     return "" if value is None else value

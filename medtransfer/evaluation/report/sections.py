@@ -9,30 +9,13 @@ from __future__ import annotations
 
 import html
 import json
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
 from medtransfer.errors import ConfigError
+from medtransfer.evaluation.report.format import json_safe
 
 __all__ = ["make_section", "sections_html"]
-
-
-def _json_safe(value: Any) -> Any:
-    """Plain JSON data: numpy -> Python, NaN/inf -> None, tuples -> lists, keys -> str."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def make_section(title: Any, html_text: Any, data: Any = None) -> dict[str, Any]:
@@ -43,6 +26,7 @@ def make_section(title: Any, html_text: Any, data: Any = None) -> dict[str, Any]
             JSON-serialisable dict.
 
     Example:
+        >>> import numpy as np
         >>> make_section("Encoder ranking", "<p>two encoders</p>", {"best": np.int64(1)})
         {'title': 'Encoder ranking', 'html': '<p>two encoders</p>', 'data': {'best': 1}}
     """
@@ -61,7 +45,7 @@ def make_section(title: Any, html_text: Any, data: Any = None) -> dict[str, Any]
         raise ConfigError(
             f"report section {title!r}: data is a {type(data).__name__}; pass a dict (or None)."
         )
-    clean = _json_safe(data)
+    clean = json_safe(data)
     try:
         json.dumps(clean, allow_nan=False)
     except (TypeError, ValueError) as err:
