@@ -13,6 +13,7 @@ inflated or turned into ACS convolutions). Strings are a short form for notebook
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -136,7 +137,8 @@ class Candidate:
             preset: a ``(train, eval)`` pair, used as given, or a callable such as
                 ``functools.partial(mt.transforms.presets.mri, "segmentation", roi_size=(64, 64))``
                 called with this candidate's ``input_spec`` (the encoder's normalisation),
-                ``context`` and ``spatial_dims``.
+                ``context`` and ``spatial_dims``; a partial's ``roi_size`` of another number of
+                dimensions is left out (the preset's default), so one partial serves 2D and 3D.
             model: the model built by :meth:`build_model` (its ``encoder.input_spec`` is used).
         """
         if isinstance(preset, tuple) and len(preset) == 2:
@@ -151,6 +153,10 @@ class Candidate:
 
 
 def _call_preset(preset: Callable, spec: Any, context: int, spatial_dims: int) -> tuple[Any, Any]:
+    roi = preset.keywords.get("roi_size") if isinstance(preset, functools.partial) else None
+    if roi is not None and len(roi) != spatial_dims:  # a 2D roi_size given for 2D and 3D candidates
+        keywords = {k: v for k, v in preset.keywords.items() if k != "roi_size"}
+        preset = functools.partial(preset.func, *preset.args, **keywords)  # the preset's default
     pair = preset(input_spec=spec, context=context, spatial_dims=spatial_dims)
     if not (isinstance(pair, tuple) and len(pair) == 2):
         raise ConfigError(

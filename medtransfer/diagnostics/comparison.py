@@ -149,7 +149,8 @@ def verdict(difference: Mapping[str, Any], metric: str = "dice") -> str:
     """The difference pretrained - scratch in words: helps, no evidence, or negative transfer.
 
     Pretraining helps when the interval lies above 0, hurts (negative transfer) when it lies
-    below 0; otherwise there is no evidence either way.
+    below 0; otherwise there is no evidence either way. With one seed (``n_seeds`` 1) the
+    interval cannot include the spread between training runs, and the verdict says so.
 
     Example:
         >>> verdict({"value": 0.12, "low": 0.08, "high": 0.15, "confidence": 0.95})
@@ -170,6 +171,8 @@ def verdict(difference: Mapping[str, Any], metric: str = "dice") -> str:
         f"{sign}{_number(value, digits)} {name}, {level} CI "
         f"{_number(low, digits)} to {_number(high, digits)}"
     )
+    if difference.get("n_seeds") == 1:
+        detail += "; one seed: the interval covers the cases, not training randomness"
     if low > 0:
         return f"pretraining helps ({detail})"
     if high < 0:
@@ -231,7 +234,7 @@ class TransferComparison:
         >>> runs = [run("pretrained", 0.1), run("scratch", 0.0)]
         >>> c = TransferComparison("segmentation", "dice", "resnet18", [0], [1.0], runs)
         >>> c.verdict()
-        'pretraining helps (+0.10 Dice, 95% CI 0.10 to 0.10)'
+        'pretraining helps (+0.10 Dice, 95% CI 0.10 to 0.10; one seed: the interval covers the cases, not training randomness)'
     """
 
     task: str

@@ -52,6 +52,19 @@ _COLUMNS = (
 )
 
 
+def _display_name(key: str, names: set[str]) -> str:
+    """A ranked candidate's name for ``key``: itself, or its short form (``"resnet18:random"``)."""
+    if key in names:
+        return key
+    from medtransfer.diagnostics.candidates import as_candidate
+
+    try:
+        name = as_candidate(key).name
+    except ConfigError:
+        return key
+    return name if name in names else key
+
+
 def _fmt(value: Any, kind: str) -> str:
     if value is None:
         return "–"
@@ -148,7 +161,8 @@ class Ranking:
         """How well the score orders the candidates the way fine-tuning did.
 
         Args:
-            fine_tuned: ``{candidate: metric after fine-tuning}`` (e.g. validation Dice).
+            fine_tuned: ``{candidate: metric after fine-tuning}`` (e.g. validation Dice); a
+                candidate is its name in the ranking or its short form (``"resnet18:random"``).
             higher_is_better: False for a metric such as HD95 or a loss.
 
         Returns:
@@ -168,7 +182,8 @@ class Ranking:
         from scipy import stats
 
         sign = 1.0 if higher_is_better else -1.0
-        tuned = {str(k): json_safe(v) for k, v in fine_tuned.items()}
+        names = {r["candidate"] for r in self.rows}
+        tuned = {_display_name(str(k), names): json_safe(v) for k, v in fine_tuned.items()}
         common = [
             (r["candidate"], r["score"], sign * float(tuned[r["candidate"]]))
             for r in self.rows

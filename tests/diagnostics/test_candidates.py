@@ -74,3 +74,13 @@ def test_build_model_and_preset_follow_the_candidate():
     assert candidate.preset(pair, model) is pair
     with pytest.raises(ConfigError, match="task"):
         candidate.build_model("detection", 2)
+
+
+def test_one_partial_serves_2d_and_3d_candidates():
+    """A 2D roi_size in the partial is left out for a 3D candidate (the preset's default)."""
+    preset = functools.partial(mt.transforms.presets.mri, "segmentation", roi_size=(16, 16))
+    for text in ("resnet18:random", "resnet18:3d-acs:random"):
+        candidate = as_candidate(text)
+        model = candidate.build_model("segmentation", 2, seed=0)
+        train, _ = candidate.preset(preset, model)
+        assert train is not None

@@ -225,3 +225,11 @@ def test_plots_html_and_report_section():
     c.add_to(report)
     assert report.sections[0]["title"] == "Pretrained vs scratch"
     assert report.sections[0]["data"]["summary"][0]["fraction"] == 1.0
+
+
+def test_a_single_seed_verdict_says_what_its_interval_leaves_out():
+    from medtransfer.diagnostics.comparison import verdict
+
+    text = verdict({"value": 0.005, "low": 0.004, "high": 0.006, "n_seeds": 1})
+    assert text.startswith("pretraining helps") and "one seed" in text
+    assert "one seed" not in verdict({"value": 0.005, "low": 0.004, "high": 0.006, "n_seeds": 3})

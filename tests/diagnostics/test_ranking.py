@@ -213,3 +213,13 @@ def test_add_to_puts_a_section_into_a_report_that_renders(tmp_path) -> None:
     back = Report.from_json(report.to_json(tmp_path / "report.json"))
     assert Ranking(**back.sections[0]["data"]) == ranking
     assert ranking._repr_html_().startswith("<div><p>")
+
+
+def test_agreement_accepts_the_short_candidate_names():
+    from medtransfer.diagnostics import Ranking, as_candidate
+
+    names = ["resnet18:random", "resnet18", "resnet18:2.5d"]
+    rows = [{"candidate": as_candidate(n).name, "score": s} for n, s in zip(names, (1.0, 2.0, 3.0))]
+    result = Ranking("logme", "segmentation", rows).agreement(dict(zip(names, (0.1, 0.2, 0.3))))
+    assert result["n"] == 3 and result["spearman_rho"] == pytest.approx(1.0)
+    assert result["left_out"] == []
