@@ -102,9 +102,28 @@ def add_lesions(
     return replace(subject, t1=np.clip(t1, 0, None), lesion_mask=mask, lesions=tuple(lesions))
 
 
+def _window(subject, centre: int, crop: int | None, rng: np.random.Generator, label: int):
+    """In-plane origin and size of a case: the whole slice, or ``crop`` voxels around the first
+    lesion (label 1) or a white-matter voxel of slice ``centre`` (label 0), inside the volume."""
+    shape = subject.t1.shape[:2]
+    if crop is None:
+        return 0, 0, shape
+    if not isinstance(crop, int) or not 8 <= crop <= min(shape):
+        raise ConfigError(f"crop={crop!r} must be an integer from 8 to {min(shape)} voxels.")
+    if label:
+        x, y = subject.lesions[0]["centre"][:2]
+    else:
+        wm = np.argwhere(subject.wm[:, :, centre] > 0.9)
+        x, y = wm[rng.integers(len(wm))]
+    x, y = (int(v + rng.integers(-crop // 4, crop // 4 + 1)) for v in (x, y))
+    x0 = int(np.clip(x - crop // 2, 0, shape[0] - crop))
+    y0 = int(np.clip(y - crop // 2, 0, shape[1] - crop))
+    return x0, y0, (crop, crop)
+
+
 def write_lesion_task(
     folder: str | os.PathLike[str], n_cases: int, seed: int = 0, spacing: float = 2.0,
-    slab: int = 5, site: str = "A", *, cases_per_subject: int = 4,
+    slab: int = 5, site: str = "A", *, cases_per_subject: int = 4, crop: int | None = None,
 ) -> Path:  # fmt: skip
     """Write a slab classification dataset: does the central axial slice hold a WM lesion?
 
@@ -114,7 +133,10 @@ def write_lesion_task(
     :func:`add_lesions` centred in the central slice) and one negative (no lesion in the subject),
     in a seeded random order. Layout: ``slabs/slab-0000.nii.gz`` (float32, the affine of the slab's
     first slice) and ``manifest.csv`` with ``case_id,image,label,site,subject,patient_id,slice``
-    (``subject`` = ``patient_id``, so splits can group a subject's slabs).
+    (``subject`` = ``patient_id``, so splits can group a subject's slabs). ``crop``: an in-plane
+    window of ``crop`` x ``crop`` voxels instead of the whole slice, around the first lesion
+    (positives, shifted by up to a quarter of the window) or a white-matter voxel of the central
+    slice (negatives), so that a lesion is a visible part of the image.
 
     Returns:
         The manifest path.
@@ -151,12 +173,13 @@ def write_lesion_task(
             if label
             else subject
         )
+        x0, y0, size = _window(case, centre, crop, rng, label)
         affine = subject.affine @ np.array(
-            [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, centre - half], [0, 0, 0, 1.0]]
+            [[1, 0, 0, x0], [0, 1, 0, y0], [0, 0, 1, centre - half], [0, 0, 0, 1.0]]
         )
         case_id = f"slab-{index:04d}"
         io.save(
-            case.t1[:, :, centre - half : centre + half + 1],
+            case.t1[x0 : x0 + size[0], y0 : y0 + size[1], centre - half : centre + half + 1],
             root / "slabs" / f"{case_id}.nii.gz",
             affine=affine,
         )

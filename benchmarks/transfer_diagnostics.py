@@ -6,12 +6,13 @@ Not a test. Data: nilearn's MNI152 T1 with its tissue maps, made into distinct s
 as NIfTI with a CSV manifest), and two tasks:
 
 - tissue segmentation (background, grey matter, white matter) at 3 mm, 2D/2.5D slices and 3D;
-- lesion classification: 5-slice axial slabs at 2 mm, label 1 when a small synthetic lesion in
-  white matter crosses the central slice (balanced).
+- lesion classification: 5-slice axial slabs at 2 mm, 48 x 48 voxels (96 mm) around white
+  matter, label 1 when a small synthetic lesion in white matter crosses the central slice
+  (balanced).
 
 For each task: ``rank_encoders`` scores every candidate (three real ImageNet encoders, random
 inits, 2D vs 2.5D, inflate vs ACS for 3D) by each method; then every candidate is fine-tuned with
-the same default recipe (``FineTuner`` defaults, a fixed number of steps) and evaluated on
+the same default recipe (``FineTuner`` defaults, ``tune_steps`` steps) and evaluated on
 held-out subjects; Spearman's rho between score and fine-tuned metric is reported per method, with
 the cost of ranking against the cost of fine-tuning. Then ``compare_to_scratch`` runs at several
 label fractions. Results go to ``--out`` (JSON + Markdown) and are quoted in docs/diagnostics.md.
@@ -60,8 +61,9 @@ class Task:
     metric: str
     candidates: tuple[str, ...]
     methods: tuple[str, ...]
-    steps: int
-    steps_3d: int
+    steps: int  # compare_to_scratch: optimizer steps of every run
+    tune_steps: int  # fine-tuning each ranked candidate (2D)
+    steps_3d: int  # fine-tuning a 3D candidate
     batch_size: int
     fractions: tuple[float, ...]
     seeds: tuple[int, ...]
@@ -74,14 +76,14 @@ SEG = Task(
                 "tf_efficientnet_lite2:2.5d", "tf_efficientnet_lite0:3d-inflate",
                 "tf_efficientnet_lite0:3d-acs"),
     methods=("logme", "h_score", "linear_probe"),
-    steps=60, steps_3d=30, batch_size=16, fractions=(1.0, 0.25), seeds=(0, 1, 2),
+    steps=40, tune_steps=100, steps_3d=50, batch_size=16, fractions=(1.0, 0.25), seeds=(0, 1, 2),
 )  # fmt: skip
 CLS = Task(
     "lesion classification", "classification", "AUROC",
     candidates=(*LITES, "tf_efficientnet_lite0:random", "tf_efficientnet_lite1:random",
                 "tf_efficientnet_lite0:2.5d", "tf_efficientnet_lite2:2.5d"),
     methods=("logme", "h_score", "leep", "linear_probe"),
-    steps=60, steps_3d=0, batch_size=16, fractions=(1.0, 0.25), seeds=(0, 1, 2),
+    steps=80, tune_steps=150, steps_3d=0, batch_size=16, fractions=(1.0, 0.25), seeds=(0, 1, 2),
 )  # fmt: skip
 
 
@@ -92,7 +94,7 @@ def build_data(out: Path, quick: bool) -> dict[str, tuple[list, list]]:
     start = time.perf_counter()
     seg = mt.data.load_manifest(anatomy.write_tissue_task(out / "tissue", n_seg, seed=0, spacing=3.0))  # fmt: skip
     cls = mt.data.load_manifest(
-        anatomy.write_lesion_task(out / "lesion", n_cls, seed=1, spacing=2.0, slab=5)
+        anatomy.write_lesion_task(out / "lesion", n_cls, seed=1, spacing=2.0, slab=5, crop=48)
     )
     print(f"data: {n_seg} tissue subjects, {n_cls} lesion slabs in {time.perf_counter() - start:.0f} s")  # fmt: skip
     seg_train = n_seg * 2 // 3  # 8 training, 4 held-out subjects
@@ -114,7 +116,7 @@ def preset_for(task: Task):
     def preset(*, input_spec: Any, context: int, spatial_dims: int):
         common = {"input_spec": input_spec, "context": context, "spatial_dims": spatial_dims}
         if task.task == "classification":
-            return mt.transforms.presets.mri("classification", roi_size=(96, 96), **common)
+            return mt.transforms.presets.mri("classification", roi_size=(48, 48), **common)
         three_d = spatial_dims == 3
         return mt.transforms.presets.mri(
             "segmentation", roi_size=(48, 48, 48) if three_d else (80, 80), num_classes=3,
@@ -140,7 +142,7 @@ def fine_tune(task: Task, candidate, train: list, test: list, run_dir: Path) -> 
         model, task=task.task, batch_size=2 if three_d else task.batch_size, seed=0,
         run_dir=run_dir, progress="quiet", device="cpu",
     )  # fmt: skip
-    tuner.fit(train, steps=task.steps_3d if three_d else task.steps, train_transform=preset[0])
+    tuner.fit(train, steps=task.steps_3d if three_d else task.tune_steps, train_transform=preset[0])
     if task.task == "segmentation":
         report = mt.evaluation.evaluate_segmentation(
             model, test, preset, class_names=["GM", "WM"], postprocess=False, device="cpu",
@@ -155,6 +157,14 @@ def fine_tune(task: Task, candidate, train: list, test: list, run_dir: Path) -> 
     return {"metric": value, "seconds": time.perf_counter() - start}
 
 
+def _samples(method: str, quick: bool) -> int:
+    """Pixels or cases scored: the k-fold logistic-regression probe gets fewer (it is the slow
+    reference: about a minute per candidate on 3000 pixel hypercolumns on 2 cores)."""
+    if quick:
+        return 600
+    return 1000 if method == "linear_probe" else 3000
+
+
 def run_task(task: Task, train: list, test: list, out: Path, quick: bool) -> dict[str, Any]:
     print(f"\n== {task.name}: {len(train)} training, {len(test)} held-out cases")
     candidates = [mt.diagnostics.as_candidate(c) for c in task.candidates]
@@ -163,7 +173,7 @@ def run_task(task: Task, train: list, test: list, out: Path, quick: bool) -> dic
         start = time.perf_counter()
         rankings[method] = mt.diagnostics.rank_encoders(
             candidates, train, preset_for(task), task=task.task, method=method,
-            max_samples=600 if quick else 3000, device="cpu", progress=False,
+            max_samples=_samples(method, quick), device="cpu", progress=False,
         )  # fmt: skip
         rank_seconds[method] = time.perf_counter() - start
         print(rankings[method])
@@ -217,14 +227,44 @@ def main(argv: list[str] | None = None) -> int:
     path = args.out / "results.json"
     with mt.io.atomic_path(path) as tmp:
         tmp.write_text(json.dumps(results, indent=1, default=str))
-    print(f"\nDone in {results['seconds']:.0f} s; results in {path}")
+    with mt.io.atomic_path(args.out / "results.md") as tmp:
+        tmp.write_text(summary(results), encoding="utf-8")
+    print("\n" + summary(results))
+    print(f"Done in {results['seconds']:.0f} s; results in {path} and results.md")
     return 0
+
+
+def summary(results: dict[str, Any]) -> str:
+    """Markdown tables: agreement and cost per method, then the comparison with scratch."""
+    lines = []
+    for name, r in results.items():
+        if not isinstance(r, dict):
+            continue
+        lines += [f"### {name}", "", "| method | Spearman rho | n | top match | ranking s | share of fine-tuning |",
+                  "|---|---|---|---|---|---|"]  # fmt: skip
+        for method, a in r["agreement"].items():
+            rho = "n/a" if a.get("spearman_rho") is None else f"{a['spearman_rho']:.2f}"
+            share = r["rank_seconds"][method] / r["fine_tune_seconds"]
+            lines.append(f"| {method} | {rho} | {a.get('n')} | {a.get('top_match')} | "
+                         f"{r['rank_seconds'][method]:.0f} | {share:.3f} |")  # fmt: skip
+        lines += ["", "| candidate | fine-tuned metric | seconds |", "|---|---|---|"]
+        lines += [f"| {c} | {t['metric']:.3f} | {t['seconds']:.0f} |" for c, t in r["fine_tuned"].items()]  # fmt: skip
+        comparison = mt.diagnostics.TransferComparison.from_dict(r["comparison"])
+        lines += ["", "| fraction | n_train | verdict | steps to match (share of scratch's) |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for f in comparison.fractions:
+            match = ", ".join("never" if m["step"] is None else f"{m['fraction']:.2f}" for m in comparison.steps_to_match(f))  # fmt: skip
+            lines.append(f"| {f:g} | {comparison.n_train(f)} | {comparison.verdict(f)} | {match} |")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _quick(task: Task) -> Task:
     from dataclasses import replace
 
-    return replace(task, steps=2, steps_3d=1, batch_size=4, fractions=(1.0, 0.5), seeds=(0,))
+    return replace(
+        task, steps=2, tune_steps=2, steps_3d=1, batch_size=4, fractions=(1.0, 0.5), seeds=(0,)
+    )
 
 
 if __name__ == "__main__":

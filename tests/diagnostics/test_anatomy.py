@@ -197,3 +197,21 @@ def test_cli_writes_a_dataset(tmp_path, capsys):
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_lesion_task_crop_is_a_window_of_the_subject(tmp_path):
+    """A cropped negative case is exactly the subject's voxels where its affine puts them."""
+    manifest = anatomy.write_lesion_task(tmp_path, 4, spacing=4.0, slab=3, crop=16)
+    records = mt.data.load_manifest(manifest)
+    assert sorted(r["label"] for r in records) == [0, 0, 1, 1]
+    subject = anatomy.make_subject(anatomy.load_template(4.0), anatomy._subject_seed(0, 0))
+    for record in records:
+        image = mt.io.load(record["image"])
+        assert tuple(image.shape) == (16, 16, 3)
+        shift = np.linalg.inv(subject.affine) @ np.asarray(image.meta["original_affine"])
+        x0, y0, z0 = (int(round(v)) for v in shift[:3, 3])
+        window = subject.t1[x0 : x0 + 16, y0 : y0 + 16, z0 : z0 + 3]
+        same = np.allclose(window, image.numpy(), atol=1e-3)
+        assert same == (record["label"] == 0)  # a positive holds a lesion the subject lacks
+    with pytest.raises(ConfigError, match="crop"):
+        anatomy.write_lesion_task(tmp_path / "bad", 2, spacing=4.0, slab=3, crop=4)
