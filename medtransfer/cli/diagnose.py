@@ -1,9 +1,9 @@
 """``medtransfer diagnose rank CONFIG`` and ``medtransfer train CONFIG --compare-to-scratch``.
 
 Both read the run config and call :mod:`medtransfer.diagnostics`; their results go to
-``<run_dir>/diagnostics/`` (JSON, Markdown, and a ``*.section.json`` report section). The section
-is added to the run's HTML report (``<run_dir>/evaluation/report.html``) at once if it exists, and
-``medtransfer evaluate`` adds every saved section when it writes the report later.
+``<run_dir>/diagnostics/`` (JSON, Markdown, and a ``*.section.json`` report section).
+``medtransfer evaluate`` adds every saved section to the run's HTML report when it writes it (an
+existing report is not re-rendered: its JSON does not keep the overlay pixels).
 
 - ``diagnose rank`` ranks the config's encoder (its weights and random initialisation) and the
   ``diagnostics.candidates`` (or ``--candidates``) on the **training split** only, each in the
@@ -41,7 +41,7 @@ def _defaults(cfg: RunConfig) -> dict[str, Any]:
         "context": p.context if p.preset != "xray" else 0,
         "spatial_dims": p.spatial_dims if p.preset != "xray" else 2,
         "conversion": cfg.model.conversion,
-        "channels": p.channels() // (2 * p.context + 1),
+        "channels": cfg.derived_in_channels() // (2 * p.context + 1),
     }
 
 
@@ -50,11 +50,13 @@ def candidates(cfg: RunConfig, extra: list[str] | None = None) -> list[Any]:
     from medtransfer.diagnostics import as_candidate
 
     own = as_candidate(cfg.model.encoder, **_defaults(cfg))
-    # listed names mean ImageNet weights unless ":random" (or the config names a weight file)
-    listed = {**_defaults(cfg), "weights": cfg.model.weights or "imagenet"}
     found = {own.name: own}
     for name in [f"{cfg.model.encoder}:random", *cfg.diagnostics.candidates, *(extra or [])]:
-        candidate = as_candidate(name, **listed)
+        # a listed name means ImageNet weights (":random" none); the config's weight file only
+        # for the config's own encoder
+        same = name.split(":")[0].strip() == cfg.model.encoder and cfg.model.weights is not None
+        weights = cfg.model.weights if same else "imagenet"
+        candidate = as_candidate(name, **{**_defaults(cfg), "weights": weights})
         found.setdefault(candidate.name, candidate)
     return list(found.values())
 
@@ -75,6 +77,8 @@ def preset_factory(cfg: RunConfig, num_classes: int):
                 kwargs.pop("roi_size")  # a 3D candidate of a 2D config: the preset's default
         return factory(**kwargs)
 
+    # names the pipelines for feature caches and resume checks (mt.diagnostics.preset_identity)
+    preset.identity = json.dumps([cfg.preprocessing.preset, base], default=str)  # type: ignore[attr-defined]
     return preset
 
 
@@ -95,17 +99,14 @@ def _save_section(folder: Path, stem: str, title: str, html: str, data: dict) ->
     return _write(folder / f"{stem}{SECTION_SUFFIX}", json.dumps(section, default=str))
 
 
-def _update_report(cfg: RunConfig) -> Path | None:
-    """Re-write ``<run_dir>/evaluation/report.html`` with every saved section, if it exists."""
-    from medtransfer.evaluation import Report
-
-    folder = cfg.output.run_dir / "evaluation"
-    if not (folder / "report.json").is_file():
-        return None
-    report = Report.from_json(folder / "report.json")
-    runs._add_diagnostics(report, cfg.output.run_dir)
-    report.to_json(folder / "report.json")
-    return report.to_html(folder / "report.html")
+def _report_note(cfg: RunConfig) -> str:
+    """Where the saved section will appear. An existing report is not rewritten: its JSON does not
+    keep the overlay pixels, so re-rendering it would lose the example slices."""
+    report = cfg.output.run_dir / "evaluation" / "report.html"
+    if report.is_file():
+        return (f"{report} exists: run `medtransfer evaluate ... --overwrite` to rewrite it with "
+                "this section.")  # fmt: skip
+    return "The section goes into the run's report when `medtransfer evaluate` writes it."
 
 
 def rank_command(args: argparse.Namespace) -> int:
@@ -133,10 +134,8 @@ def rank_command(args: argparse.Namespace) -> int:
     stem = f"ranking-{d.method}"
     paths = [ranking.to_json(folder / f"{stem}.json"), _write(folder / f"{stem}.md", ranking.to_markdown())]  # fmt: skip
     paths.append(_save_section(folder, stem, f"Encoder ranking ({d.method})", ranking.html_section(), ranking.to_dict()))  # fmt: skip
-    report = _update_report(cfg)
     print("Outputs:\n" + "\n".join(f"  {p}" for p in paths))
-    print(f"  {report} (section added)" if report else
-          "The section goes into the run's report when `medtransfer evaluate` writes it.")  # fmt: skip
+    print(_report_note(cfg))
     return EXIT_OK
 
 
@@ -163,7 +162,7 @@ def _pretrained(cfg: RunConfig) -> Any:
     return candidate
 
 
-_NOT_FOR_COMPARE = ("task", "seed", "run_dir", "device", "val_every", "roi_size")
+_NOT_FOR_COMPARE = ("task", "seed", "run_dir", "device", "val_every")
 
 
 def compare(cfg: RunConfig) -> int:
@@ -183,6 +182,8 @@ def compare(cfg: RunConfig) -> int:
     for key in ("encoder_name", "num_classes", "weights", "in_channels", "spatial_dims", "conversion", "seed"):  # fmt: skip
         model_kwargs.pop(key, None)
     finetuner = {k: v for k, v in cfg.finetuner_kwargs().items() if k not in _NOT_FOR_COMPARE}
+    strategies = runs._strategy(cfg)  # the run's strategy too: the same recipe in both arms
+    finetuner["strategy"] = strategies[0] if len(strategies) == 1 else strategies
     d = cfg.diagnostics
     print(f"\nComparing with random initialisation: seeds {d.seeds}, label fractions "
           f"{d.label_fractions}, {len(train)} training and {len(held_out)} held-out cases")  # fmt: skip
@@ -197,8 +198,6 @@ def compare(cfg: RunConfig) -> int:
     folder = _folder(cfg)
     paths = [comparison.to_json(folder / "comparison.json")]
     paths.append(_save_section(folder, "comparison", "Pretrained vs scratch", comparison.html_section(), comparison.to_dict()))  # fmt: skip
-    report = _update_report(cfg)
     print("Outputs:\n" + "\n".join(f"  {p}" for p in paths))
-    if report:
-        print(f"  {report} (section added)")
+    print(_report_note(cfg))
     return EXIT_OK

@@ -14,6 +14,7 @@ inflated or turned into ACS convolutions). Strings are a short form for notebook
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,7 +22,7 @@ from typing import Any
 
 from medtransfer.errors import ConfigError
 
-__all__ = ["Candidate", "as_candidate"]
+__all__ = ["Candidate", "as_candidate", "preset_identity"]
 
 _CONVERSIONS = ("inflate", "acs")
 
@@ -203,3 +204,33 @@ def as_candidate(value: Any, **defaults: Any) -> Candidate:
         else:
             raise ConfigError(f"{value!r}: unknown option {option!r}; known: {_OPTIONS}.")
     return Candidate(encoder, **fields)
+
+
+def preset_identity(preset: Any) -> str | None:
+    """A stable text naming a preset callable, for cache keys and resume checks.
+
+    A ``functools.partial``: its function, arguments and keywords; any callable with an
+    ``identity`` attribute: that. None when it cannot be known (a ready ``(train, eval)`` pair, a
+    plain function or closure): then features are not cached and runs are not checked on it.
+
+    Example:
+        >>> import functools
+        >>> preset_identity(functools.partial(sorted, reverse=True))
+        '["builtins.sorted", [], [["reverse", true]]]'
+    """
+    if isinstance(preset, functools.partial):
+        name = (
+            f"{getattr(preset.func, '__module__', '')}.{getattr(preset.func, '__qualname__', '')}"
+        )
+        return json.dumps([name, list(preset.args), sorted(preset.keywords.items())], default=repr)
+    identity = getattr(preset, "identity", None)
+    return None if identity is None else str(identity)
+
+
+def weights_identity(candidate: Candidate) -> list[Any]:
+    """The candidate's weights: a name, or a file's path, size and modification time."""
+    weights = candidate.weights
+    if weights is None or str(weights) == "imagenet" or not os.path.exists(weights):
+        return [None if weights is None else str(weights)]
+    stat = os.stat(weights)
+    return [os.fspath(weights), stat.st_size, stat.st_mtime_ns]

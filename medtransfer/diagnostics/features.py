@@ -14,7 +14,9 @@ segmentation task", arXiv:2109.15242; ICIP 2023), and class-balanced (the same n
 each class present in each case), because in medical images the structures of interest are a
 small fraction of the voxels: uniform sampling would score an encoder mostly on background. A 2D
 encoder on a volume sees at most 8 slices per case (those showing the most classes, ties drawn at
-random): ranking costs a few forward passes per case, not an epoch of inference.
+random): ranking costs a few forward passes per case, not an epoch of inference. A 3D encoder
+sees the whole volume, and its pixels are drawn from the same slices, so 2D, 2.5D and 3D
+candidates are scored on comparable pixels.
 
 Features are cached in memory per process (and on disk with ``cache_dir``), keyed by the
 candidate, the cases and the sampling settings, so that several scores cost one extraction.
@@ -131,8 +133,10 @@ def _segmentation_rows(encoder, image, label, per_class, rng, batch_size, device
     """Hypercolumns of the sampled voxels of one case (2D: image (S, C, X, Y); 3D: (C, X, Y, Z))."""
     label = np.asarray(label)
     divisor = encoder.input_spec.size_divisor
-    if encoder.spatial_dims == 3:
-        points, classes = _sample_points(label[0], per_class, rng)
+    if encoder.spatial_dims == 3:  # the same slices (last axis) a 2D candidate would see
+        chosen = _chosen_slices(np.moveaxis(label[0], -1, 0), rng)
+        points, classes = _sample_points(label[0][..., chosen], per_class, rng)
+        points[:, -1] = chosen[points[:, -1]]
         x = _pad(torch.as_tensor(image)[None].float().to(device), divisor)
         rows = _hypercolumns(encoder(x), torch.from_numpy(points), x.shape[2:])
         return rows.cpu().numpy(), classes
@@ -152,6 +156,16 @@ def _segmentation_rows(encoder, image, label, per_class, rng, batch_size, device
     return rows, classes
 
 
+def _with_slice_axis(sample: dict, spatial_dims: int, task: str) -> dict:
+    """A single 2D image (a radiograph: ``(C, X, Y)``) as a stack of one slice, like a volume's."""
+    image = sample["image"]
+    if spatial_dims == 2 and getattr(image, "ndim", 0) == 3:
+        sample = {**sample, "image": image[None]}
+        if task == "segmentation":
+            sample["label"] = np.asarray(sample["label"])[None]
+    return sample
+
+
 def _pooled(encoder, image, batch_size, device, head=None):
     """Mean over slices (2D) of the pooled deepest level; with ``head``, mean source probs too."""
     x = torch.as_tensor(image).float()
@@ -167,15 +181,25 @@ def _pooled(encoder, image, batch_size, device, head=None):
     return vector, (torch.cat(probs).mean(0).numpy() if head is not None else None)
 
 
+def _identity(value: Any) -> Any:
+    """What a cache key holds of an image or a label: a file's path, size and modification time,
+    an array's shape, dtype and SHA-256, or the value itself (a class index)."""
+    if isinstance(value, (str, Path)):
+        path = Path(value)
+        stat = path.stat() if path.exists() else None
+        return [str(path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None]
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        return [list(data.shape), str(data.dtype), hashlib.sha256(data.tobytes()).hexdigest()]
+    return repr(value)
+
+
 def _cache_key(candidate: str, records: list[Mapping], settings: Mapping[str, Any]) -> str:
-    items = []
-    for record in records:
-        image = record.get("image")
-        entry: list[Any] = [str(image) if isinstance(image, (str, Path)) else id(image)]
-        if isinstance(image, (str, Path)) and Path(image).exists():
-            stat = Path(image).stat()
-            entry += [stat.st_size, stat.st_mtime_ns]
-        items.append(entry)
+    """The candidate (and what identifies its preset), the cases' ids, images and labels, and the
+    sampling settings: any change gives another key."""
+    items = [[_identity(r.get("image")), _identity(r.get("label"))] for r in records]
     text = json.dumps([candidate, case_ids(records), items, dict(settings)], default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -245,7 +269,7 @@ def extract_features(
     iterator = _progress(records, progress, label)
     with torch.inference_mode():
         for index, record in enumerate(iterator):
-            sample = transform(dict(record))
+            sample = _with_slice_axis(transform(dict(record)), encoder.spatial_dims, task)
             if task == "classification":
                 vector, p = _pooled(encoder, sample["image"], batch_size, device, source_head)
                 rows.append(vector[None])
@@ -290,7 +314,7 @@ def _cached(key: str | None, cache_dir: str | Path | None) -> Features | None:
         with np.load(Path(cache_dir) / f"{key}.npz") as data:
             probs = data["source_probs"] if "source_probs" in data.files else None
             found = Features(data["features"], data["labels"], data["cases"], probs, 0.0)
-        _MEMORY[key] = found
+        _store(key, None, found)
         return found
     return None
 

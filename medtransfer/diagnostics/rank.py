@@ -8,6 +8,7 @@ installed, a name timm does not know) is listed as skipped with the reason; the 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +16,12 @@ from typing import Any
 
 import torch
 
-from medtransfer.diagnostics.candidates import Candidate, as_candidate
+from medtransfer.diagnostics.candidates import (
+    Candidate,
+    as_candidate,
+    preset_identity,
+    weights_identity,
+)
 from medtransfer.diagnostics.features import extract_features
 from medtransfer.diagnostics.ranking import Ranking
 from medtransfer.diagnostics.scores import NEEDS_SOURCE_PROBS, SCORES
@@ -155,14 +161,19 @@ def rank_encoders(
             if head is None:
                 rows.append(_skipped(name, method, reason or "no source classifier"))
                 continue
-        transform = _eval_transform(candidate, preset, encoder)
-        features = extract_features(
-            encoder, records, transform, task=task, max_samples=max_samples, seed=seed,
-            batch_size=batch_size, source_head=head, device=torch_device,
-            cache_key=_key(candidate, name), cache_dir=cache_dir, progress=progress, label=name,
-        )  # fmt: skip
         try:
-            score = _score(method, features)
+            transform = _eval_transform(candidate, preset, encoder)
+            features = extract_features(
+                encoder, records, transform, task=task, max_samples=max_samples, seed=seed,
+                batch_size=batch_size, source_head=head, device=torch_device,
+                cache_key=_key(candidate, preset), cache_dir=cache_dir, progress=progress,
+                label=name,
+            )  # fmt: skip
+        except (MedTransferError, torch.cuda.OutOfMemoryError) as err:
+            rows.append(_skipped(name, method, f"{type(err).__name__}: {err}"))
+            continue
+        try:
+            score = _score(method, features, task)
         except MedTransferError as err:
             rows.append(_skipped(name, method, f"cannot score: {err}"))
             continue
@@ -183,14 +194,20 @@ def _eval_transform(candidate: Any, preset: Any, encoder: Any) -> Any:
     return preset(input_spec=encoder.input_spec, spatial_dims=encoder.spatial_dims)[1]
 
 
-def _key(candidate: Any, name: str) -> str | None:
-    """Cache key: a candidate's fields; None for a built model (its weights may have changed)."""
-    return repr(candidate) if isinstance(candidate, Candidate) else None
+def _key(candidate: Any, preset: Any) -> str | None:
+    """Cache key: the candidate's fields and weights and the preset; None (no cache) for a built
+    model (its weights may have changed) or a preset that cannot be identified."""
+    identity = preset_identity(preset)
+    if not isinstance(candidate, Candidate) or identity is None:
+        return None
+    return json.dumps([repr(candidate), weights_identity(candidate), identity], default=str)
 
 
-def _score(method: str, features: Any) -> float:
+def _score(method: str, features: Any, task: str) -> float:
     if method in NEEDS_SOURCE_PROBS:
         return float(SCORES[method](features.source_probs, features.labels))
+    if method == "linear_probe" and task == "segmentation":  # folds never split a case's pixels
+        return float(SCORES[method](features.features, features.labels, groups=features.cases))
     return float(SCORES[method](features.features, features.labels))
 
 

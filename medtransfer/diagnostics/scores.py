@@ -257,6 +257,7 @@ def linear_probe(
     folds: int = 5,
     seed: int = 0,
     metric: str = "balanced_accuracy",
+    groups: np.ndarray | None = None,
 ) -> float:
     """Cross-validated logistic-regression probe on frozen features: the slow, trusted reference.
 
@@ -272,6 +273,9 @@ def linear_probe(
         seed: seed of the fold shuffle; the result is deterministic given it.
         metric: "balanced_accuracy", "accuracy" or "auroc" (binary ROC AUC; macro one-vs-rest
             for more classes).
+        groups: (N,) the case each sample comes from (pixels of a segmentation): folds then
+            never split a case (``StratifiedGroupKFold``), so the probe is not scored on pixels of
+            cases it was fitted on. Folds are reduced to the number of cases.
 
     Returns:
         Mean out-of-fold metric, higher is better.
@@ -285,7 +289,7 @@ def linear_probe(
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -301,9 +305,21 @@ def linear_probe(
             f"labels: a class has only {smallest} sample; the linear probe needs at least 2 "
             "samples per class (drop or merge rare classes)"
         )
-    splitter = StratifiedKFold(n_splits=min(int(folds), smallest), shuffle=True, random_state=seed)
+    n_splits = min(int(folds), smallest)
+    if groups is not None:
+        groups = np.asarray(groups).reshape(-1)
+        if groups.shape[0] != f.shape[0]:
+            raise ConfigError(f"groups has {groups.shape[0]} entries, features {f.shape[0]} rows")
+        n_splits = min(int(folds), len(np.unique(groups)))
+        if n_splits < 2:
+            raise ConfigError("groups: the linear probe needs samples of at least 2 cases")
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    else:
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     values = []
-    for train, test in splitter.split(f, codes):
+    for train, test in splitter.split(f, codes, groups):
+        if len(np.unique(codes[train])) < 2 or len(np.unique(codes[test])) < 2:
+            continue  # a grouped fold holding one class: no probe or no metric on it
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         model.fit(f[train], codes[train])
         if metric == "auroc":
@@ -319,6 +335,8 @@ def linear_probe(
         else:
             score = balanced_accuracy_score if metric == "balanced_accuracy" else accuracy_score
             values.append(score(codes[test], model.predict(f[test])))
+    if not values:
+        raise ConfigError("labels: no fold holds two classes on both sides; give more cases")
     return float(np.mean(values))
 
 

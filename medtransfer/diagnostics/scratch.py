@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from medtransfer.data.case_ids import case_ids
-from medtransfer.diagnostics.candidates import Candidate, as_candidate
+from medtransfer.diagnostics.candidates import Candidate, as_candidate, preset_identity
 from medtransfer.diagnostics.comparison import TASK_METRICS, TransferComparison, auroc_macro
 from medtransfer.errors import ConfigError
 
@@ -278,6 +278,8 @@ def compare_to_scratch(
     budget = {"steps": steps} if steps is not None else {"epochs": epochs}
     runs: list[dict[str, Any]] = []
     presets, extra = None, dict(model_kwargs or {})
+    if "seed" in extra:
+        raise ConfigError("model_kwargs may not set seed: each run's seed comes from seeds=.")
     start, total = time.perf_counter(), len(fractions) * len(seeds) * 2
     with contextlib.ExitStack() as stack:
         if run_dir is None:
@@ -287,7 +289,7 @@ def compare_to_scratch(
             settings = {"candidate": repr(pretrained), "task": task, "num_classes": num_classes,
                         "seeds": list(seeds), "fractions": fractions, "budget": budget,
                         "finetuner": repr(sorted(options.items())), "model": repr(sorted(extra.items())),
-                        "evaluations": evaluations, "train": case_ids(list(train)),
+                        "evaluations": evaluations, "preset": preset_identity(preset), "train": case_ids(list(train)),
                         "test": case_ids(list(test))}  # fmt: skip
             _check_settings(root, settings)
         for f in fractions:

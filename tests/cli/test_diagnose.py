@@ -27,6 +27,19 @@ def project(tmp_path_factory):
     return folder, write_tiny_project(folder)
 
 
+def test_listed_candidates_get_imagenet_and_only_the_own_encoder_the_weight_file(project):
+    folder, config = project
+    weights = str(folder / "resnet18.safetensors")
+    cfg = load_config(config, {"model.weights": weights})
+    found = {c.name: c.weights for c in candidates(cfg, ["resnet34", "resnet18:2.5d"])}
+    assert found == {
+        "resnet18 · 2D · resnet18.safetensors": weights,
+        "resnet18 · 2D · random init": None,
+        "resnet34 · 2D · ImageNet": "imagenet",  # not resnet18's file
+        "resnet18 · 2.5D (3 slices) · resnet18.safetensors": weights,
+    }
+
+
 def test_candidates_follow_the_config(project):
     _, config = project
     cfg = load_config(config, {"preprocessing.context": 1, "diagnostics.candidates": ["resnet34"]})
@@ -53,6 +66,7 @@ def test_rank_writes_results_and_the_evaluation_report_gets_the_section(project,
     }
     assert all(r["status"] == "ok" and r["n_samples"] <= 200 for r in ranking.rows)
     assert "Ranking by h_score" in out and "training cases" in out
+    assert "when `medtransfer evaluate` writes it" in out
     assert (run_dir / "diagnostics" / "ranking-h_score.md").read_text().startswith("|")
 
     assert main(["train", str(config), *args]) == 0

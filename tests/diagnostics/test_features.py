@@ -137,3 +137,22 @@ def test_a_2d_encoder_sees_a_few_slices_per_case_those_showing_the_classes():
     assert sum(seen) == 8  # SLICES_PER_CASE of 20
     assert set(np.unique(f.labels)) == {0, 1, 2}  # the slices with the classes were chosen
     np.testing.assert_allclose(f.features[:, 0], f.labels, atol=1e-5)  # still aligned
+
+
+def test_the_cache_key_follows_labels_and_images_not_only_case_ids():
+    rng = np.random.default_rng(0)
+    case = _slices_case(rng)
+    relabelled = {**case, "label": (case["label"] > 0).astype(np.int64)}  # other task, same ids
+    first = extract_features(PassThroughEncoder(), [case], identity, task="segmentation", max_samples=30, cache_key="k")  # fmt: skip
+    second = extract_features(PassThroughEncoder(), [relabelled], identity, task="segmentation", max_samples=30, cache_key="k")  # fmt: skip
+    assert set(first.labels.tolist()) == {0, 1, 2} and set(second.labels.tolist()) == {0, 1}
+
+
+def test_a_single_2d_image_is_a_stack_of_one_slice():
+    """Radiographs: the xray preset gives (C, X, Y), not (S, C, X, Y)."""
+    image = torch.rand(1, 8, 10)
+    label = (image > 0.5).long().numpy()
+    seg = extract_features(PassThroughEncoder(), [{"image": image, "label": label}], identity, task="segmentation", max_samples=20)  # fmt: skip
+    np.testing.assert_allclose(seg.features[:, 0] > 0.5, seg.labels.astype(bool))
+    cls = extract_features(PassThroughEncoder(), [{"image": image, "label": 1}, {"image": image, "label": 0}], identity, task="classification")  # fmt: skip
+    assert cls.features.shape == (2, 1)

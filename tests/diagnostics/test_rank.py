@@ -101,3 +101,15 @@ def test_bad_calls_are_config_errors():
         mt.diagnostics.rank_encoders(["resnet18", "resnet18"], cases, _identity_pair(), task="classification")  # fmt: skip
     with pytest.raises(ConfigError, match="at least 2"):
         mt.diagnostics.rank_encoders(["resnet18"], cases[:1], _identity_pair(), task="classification")  # fmt: skip
+
+
+def test_a_candidate_failing_during_extraction_is_skipped_not_fatal():
+    wrong = Holder(mt.encoders.create("resnet18", weights=None, in_channels=3))  # images have 1
+    good = Holder(FixedFeatures(True))
+    ranking = mt.diagnostics.rank_encoders(
+        [wrong, good], _cases(), _identity_pair(), task="classification", method="h_score",
+        progress=False, device="cpu",
+    )  # fmt: skip
+    status = {row["candidate"]: (row["status"], row["reason"]) for row in ranking.rows}
+    assert status["Holder (encoder)"] == ("ok", None)
+    assert status["Holder (resnet18)"][0] == "skipped" and "EncoderError" in status["Holder (resnet18)"][1]  # fmt: skip

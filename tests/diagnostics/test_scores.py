@@ -290,3 +290,15 @@ def test_leep_rejects_rows_that_are_not_probabilities():
         leep(np.array([[1.2, -0.2], [0.5, 0.5], [0.3, 0.7]]), labels)
     # within the 1e-3 tolerance is accepted
     assert leep(np.array([[0.9, 0.1005], [0.5, 0.5], [0.3, 0.7]]), labels) <= 0.0
+
+
+def test_grouped_probe_is_not_scored_on_cases_it_was_fitted_on():
+    """Pixels of one case look alike: ungrouped folds reward memorising cases, grouped do not."""
+    rng = np.random.default_rng(0)
+    n_cases, per_case = 12, 20
+    groups = np.repeat(np.arange(n_cases), per_case)
+    case_label = rng.permutation(np.repeat([0, 1], n_cases // 2))  # unrelated to the features
+    labels = case_label[groups]
+    features = np.eye(n_cases)[groups] * 5 + rng.normal(scale=0.1, size=(len(groups), n_cases))
+    assert linear_probe(features, labels) > 0.95  # memorised cases
+    assert linear_probe(features, labels, groups=groups) < 0.7  # unseen cases: chance
