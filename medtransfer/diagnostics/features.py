@@ -156,6 +156,22 @@ def _segmentation_rows(encoder, image, label, per_class, rng, batch_size, device
     return rows, classes
 
 
+def _class_index(label: Any, record: Mapping[str, Any], index: int) -> int:
+    """A classification label as a class index, or a ConfigError naming the case."""
+    try:
+        value = np.asarray(label).reshape(-1)
+        if value.size == 1 and float(value[0]) == int(value[0]):
+            return int(value[0])
+    except (TypeError, ValueError):
+        pass
+    from medtransfer.data.case_ids import case_id
+
+    raise ConfigError(
+        f"case {case_id(record, index)!r}: label {str(label)[:40]!r} is not a class index; "
+        "load the manifest with class_names=[...] (mt.data.load_manifest) to map names to indices."
+    )
+
+
 def _with_slice_axis(sample: dict, spatial_dims: int, task: str) -> dict:
     """A single 2D image (a radiograph: ``(C, X, Y)``) as a stack of one slice, like a volume's."""
     image = sample["image"]
@@ -273,7 +289,7 @@ def extract_features(
             if task == "classification":
                 vector, p = _pooled(encoder, sample["image"], batch_size, device, source_head)
                 rows.append(vector[None])
-                labels.append(np.array([int(np.asarray(sample["label"]).reshape(-1)[0])]))
+                labels.append(np.array([_class_index(sample.get("label"), records[index], index)]))
                 if p is not None:
                     probs.append(p[None])
             else:

@@ -74,6 +74,10 @@ def nested_subsets(
     if stratify:
         groups: dict[str, list[int]] = {}
         for i, record in enumerate(records):
+            if record.get(label_key) is None:
+                raise ConfigError(
+                    f"training record {i} has no {label_key!r}: every training case needs a label."
+                )
             groups.setdefault(_stratum(record[label_key]), []).append(i)
         orders = [rng.permutation(groups[key]).tolist() for key in sorted(groups)]
     else:

@@ -156,3 +156,9 @@ def test_a_single_2d_image_is_a_stack_of_one_slice():
     np.testing.assert_allclose(seg.features[:, 0] > 0.5, seg.labels.astype(bool))
     cls = extract_features(PassThroughEncoder(), [{"image": image, "label": 1}, {"image": image, "label": 0}], identity, task="classification")  # fmt: skip
     assert cls.features.shape == (2, 1)
+
+
+def test_a_class_name_instead_of_an_index_names_the_case():
+    cases = [{"image": torch.rand(1, 1, 4, 4), "label": "benign", "case_id": "c-7"}]
+    with pytest.raises(ConfigError, match=r"c-7.*benign.*class_names"):
+        extract_features(PassThroughEncoder(), cases, identity, task="classification")

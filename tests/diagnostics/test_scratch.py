@@ -108,3 +108,11 @@ def test_a_run_dir_of_another_comparison_is_refused_not_mixed(tmp_path):
     _check_settings(tmp_path, dict(settings))  # the same comparison: resumes
     with pytest.raises(CheckpointError, match=r"budget, seeds differ"):
         _check_settings(tmp_path, {**settings, "seeds": [0], "budget": {"steps": 6}})
+
+
+def test_an_unlabelled_training_case_is_named():
+    from medtransfer.diagnostics.scratch import nested_subsets
+    from medtransfer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="record 1 has no 'label'"):
+        nested_subsets([{"label": 0}, {"image": "x.nii.gz"}], [1.0], stratify=True)
