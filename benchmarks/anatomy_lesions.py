@@ -38,11 +38,12 @@ def _voxel_mm(affine: np.ndarray) -> np.ndarray:
 
 
 def add_lesions(
-    subject: anatomy.Subject, rng: np.random.Generator, n: int, *, centre_slice: int | None = None
-) -> anatomy.Subject:
+    subject: anatomy.Subject, rng: np.random.Generator, n: int, *, centre_slice: int | None = None,
+    radius_mm: tuple[float, float] = (2.0, 5.0),
+) -> anatomy.Subject:  # fmt: skip
     """A copy of ``subject`` with ``n`` soft-edged ellipsoidal white-matter lesions added.
 
-    Each lesion has semi-axes of 2-5 mm (at half maximum), lies entirely in white matter (WM
+    Each lesion has semi-axes drawn in ``radius_mm`` (default 2-5 mm, at half maximum), lies entirely in white matter (WM
     probability > 0.9 wherever it changes the image) and adds or subtracts 20-40 % of the local WM
     intensity (hyper- or hypointense, equally likely) to the T1, fading with a cosine edge. The
     tissue labels are unchanged (a lesion is in WM); ``lesion_mask`` marks it.
@@ -71,7 +72,7 @@ def add_lesions(
         if placed == n or len(candidates) == 0:
             break
         centre = candidates[rng.integers(len(candidates))]
-        radii_mm = rng.uniform(2.0, 5.0, 3)
+        radii_mm = rng.uniform(radius_mm[0], radius_mm[1], 3)
         half = radii_mm / voxel * 1.25  # the cosine edge reaches 1.25x the half-maximum radius
         lo, hi = centre - np.ceil(half).astype(int), centre + np.ceil(half).astype(int) + 1
         if (lo < 0).any() or (hi > np.array(wm.shape)).any():
@@ -124,6 +125,7 @@ def _window(subject, centre: int, crop: int | None, rng: np.random.Generator, la
 def write_lesion_task(
     folder: str | os.PathLike[str], n_cases: int, seed: int = 0, spacing: float = 2.0,
     slab: int = 5, site: str = "A", *, cases_per_subject: int = 4, crop: int | None = None,
+    radius_mm: tuple[float, float] = (2.0, 5.0),
 ) -> Path:  # fmt: skip
     """Write a slab classification dataset: does the central axial slice hold a WM lesion?
 
@@ -136,7 +138,8 @@ def write_lesion_task(
     (``subject`` = ``patient_id``, so splits can group a subject's slabs). ``crop``: an in-plane
     window of ``crop`` x ``crop`` voxels instead of the whole slice, around the first lesion
     (positives, shifted by up to a quarter of the window) or a white-matter voxel of the central
-    slice (negatives), so that a lesion is a visible part of the image.
+    slice (negatives), so that a lesion is a visible part of the image. ``radius_mm``: the range
+    of the lesions' semi-axes (see :func:`add_lesions`).
 
     Returns:
         The manifest path.
@@ -169,7 +172,9 @@ def write_lesion_task(
         rng = np.random.default_rng(np.random.SeedSequence((seed, number, 1000 + index)))
         centre = int(rng.choice(slices))
         case = (
-            add_lesions(subject, rng, 1 + int(rng.integers(2)), centre_slice=centre)
+            add_lesions(
+                subject, rng, 1 + int(rng.integers(2)), centre_slice=centre, radius_mm=radius_mm
+            )
             if label
             else subject
         )

@@ -7,8 +7,8 @@ as NIfTI with a CSV manifest), and two tasks:
 
 - tissue segmentation (background, grey matter, white matter) at 3 mm, 2D/2.5D slices and 3D;
 - lesion classification: 5-slice axial slabs at 2 mm, 48 x 48 voxels (96 mm) around white
-  matter, label 1 when a small synthetic lesion in white matter crosses the central slice
-  (balanced).
+  matter, label 1 when a synthetic white-matter lesion (semi-axes 4-8 mm) crosses the central
+  slice (balanced; 128 slabs of 32 subjects).
 
 For each task: ``rank_encoders`` scores every candidate (three real ImageNet encoders, random
 inits, 2D vs 2.5D, inflate vs ACS for 3D) by each method; then every candidate is fine-tuned with
@@ -90,11 +90,13 @@ CLS = Task(
 def build_data(out: Path, quick: bool) -> dict[str, tuple[list, list]]:
     """Write both datasets and split them by subject into train and test records."""
     anatomy = _anatomy()
-    n_seg, n_cls = (4, 12) if quick else (12, 64)
+    n_seg, n_cls = (4, 12) if quick else (12, 128)
     start = time.perf_counter()
     seg = mt.data.load_manifest(anatomy.write_tissue_task(out / "tissue", n_seg, seed=0, spacing=3.0))  # fmt: skip
     cls = mt.data.load_manifest(
-        anatomy.write_lesion_task(out / "lesion", n_cls, seed=1, spacing=2.0, slab=5, crop=48)
+        anatomy.write_lesion_task(
+            out / "lesion", n_cls, seed=1, spacing=2.0, slab=5, crop=48, radius_mm=(4.0, 8.0)
+        )
     )
     print(f"data: {n_seg} tissue subjects, {n_cls} lesion slabs in {time.perf_counter() - start:.0f} s")  # fmt: skip
     seg_train = n_seg * 2 // 3  # 8 training, 4 held-out subjects
