@@ -7,7 +7,7 @@ as NIfTI with a CSV manifest), and two tasks:
 
 - tissue segmentation (background, grey matter, white matter) at 3 mm, 2D/2.5D slices and 3D;
 - lesion classification: 5-slice axial slabs at 2 mm, 48 x 48 voxels (96 mm) around white
-  matter, label 1 when a synthetic white-matter lesion (semi-axes 4-8 mm) crosses the central
+  matter, label 1 when a synthetic white-matter lesion (semi-axes 3-6 mm) crosses the central
   slice (balanced; 128 slabs of 32 subjects).
 
 For each task: ``rank_encoders`` scores every candidate (three real ImageNet encoders, random
@@ -95,7 +95,7 @@ def build_data(out: Path, quick: bool) -> dict[str, tuple[list, list]]:
     seg = mt.data.load_manifest(anatomy.write_tissue_task(out / "tissue", n_seg, seed=0, spacing=3.0))  # fmt: skip
     cls = mt.data.load_manifest(
         anatomy.write_lesion_task(
-            out / "lesion", n_cls, seed=1, spacing=2.0, slab=5, crop=48, radius_mm=(4.0, 8.0)
+            out / "lesion", n_cls, seed=1, spacing=2.0, slab=5, crop=48, radius_mm=(3.0, 6.0)
         )
     )
     print(f"data: {n_seg} tissue subjects, {n_cls} lesion slabs in {time.perf_counter() - start:.0f} s")  # fmt: skip
