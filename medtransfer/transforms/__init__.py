@@ -20,6 +20,13 @@ from medtransfer.transforms.fingerprint import (
     propose_spacing,
     propose_window,
 )
+from medtransfer.transforms.histogram import (
+    HistogramStandardized,
+    histogram_standardize,
+    learn_histogram_landmarks,
+    load_landmarks,
+    save_landmarks,
+)
 from medtransfer.transforms.intensity import EncoderNormalized, RobustScaled, robust_scale
 from medtransfer.transforms.loading import LoadVolumed
 from medtransfer.transforms.pipeline_errors import medtransfer_errors, run_pipeline
@@ -38,12 +45,16 @@ __all__ = [
     "CTWindow",
     "CTWindowd",
     "EncoderNormalized",
+    "HistogramStandardized",
     "LoadVolumed",
     "RobustScaled",
     "SlabToChannelsd",
     "SliceStackd",
     "SliceUnstackd",
     "fingerprint_dataset",
+    "histogram_standardize",
+    "learn_histogram_landmarks",
+    "load_landmarks",
     "plan_preprocessing",
     "presets",
     "propose_roi_size",
@@ -51,6 +62,7 @@ __all__ = [
     "propose_window",
     "resolve_windows",
     "robust_scale",
+    "save_landmarks",
     "slab_to_channels",
     "stack_slices",
     "unstack_slices",

@@ -20,6 +20,7 @@ distribution (``mean``/``std``/``value_range``, or ``input_spec=encoder.input_sp
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from medtransfer.transforms._checks import (
     check_spacing,
     checked_arguments,
 )
+from medtransfer.transforms.histogram import HistogramStandardized
 from medtransfer.transforms.intensity import EncoderNormalized, RobustScaled
 from medtransfer.transforms.loading import LoadVolumed
 from medtransfer.transforms.slices import SlabToChannelsd, SliceStackd
@@ -138,6 +140,7 @@ def mri(
     task: str = "segmentation",
     *,
     percentiles: Sequence[float] = (0.5, 99.5),
+    histogram: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     spacing: Sequence[float] | None = None,
     roi_size: Sequence[int] | None = None,
     spatial_dims: int | None = None,
@@ -159,10 +162,18 @@ def mri(
 
     Each channel's ``percentiles`` over its non-zero voxels map to 0 and 1 (clipped), which
     removes the arbitrary scale of MR intensities and the influence of a few bright voxels.
+    With ``histogram=`` (images from several sites or scanners), Nyul-Udupa histogram
+    standardisation (:class:`~medtransfer.transforms.HistogramStandardized`) replaces that
+    step: each channel's landmark percentiles map piecewise-linearly onto landmarks learned
+    from reference images, then the standard range maps to [0, 1] (not clipped).
 
     Args:
         task: ``"segmentation"`` or ``"classification"``.
         percentiles: ``(lower, upper)`` percentiles of the foreground mapped to 0 and 1.
+        histogram: landmarks from :func:`~medtransfer.transforms.learn_histogram_landmarks`, or
+            the path of a JSON file from :func:`~medtransfer.transforms.save_landmarks`; when
+            given, histogram standardisation replaces the percentile scaling (``percentiles``
+            is then unused).
         spacing, roi_size, spatial_dims, context, num_samples, num_classes, mean, std,
             value_range, input_spec, plan, augment, flip_axes, seed, keys: as in :func:`ct`.
         foreground_threshold: intensity above which a voxel is foreground (crop box; MR
@@ -180,7 +191,9 @@ def mri(
     """
     plan = check_plan(plan)
     low, high = check_pair("percentiles", percentiles)
-    intensity = [RobustScaled(keys[0], low, high, nonzero=True)]
+    intensity: list[Any] = [RobustScaled(keys[0], low, high, nonzero=True)]
+    if histogram is not None:
+        intensity = [HistogramStandardized(keys[0], histogram)]
     return _volume_presets(
         task, intensity, None, spacing, roi_size, spatial_dims, context, num_samples,
         num_classes, (mean, std, value_range, input_spec), plan, augment, flip_axes,
