@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from medtransfer.diagnostics.adapt_bn import adapt_batchnorm
 from medtransfer.diagnostics.candidates import Candidate, as_candidate
 from medtransfer.diagnostics.comparison import TransferComparison
 from medtransfer.diagnostics.features import Features, extract_features
@@ -25,6 +26,7 @@ from medtransfer.diagnostics.rank import rank_encoders
 from medtransfer.diagnostics.ranking import Ranking
 from medtransfer.diagnostics.scores import SCORES, h_score, leep, linear_probe, logme
 from medtransfer.diagnostics.scratch import compare_to_scratch
+from medtransfer.diagnostics.tent import tent
 
 __all__ = [
     "SCORES",
@@ -32,6 +34,7 @@ __all__ = [
     "Features",
     "Ranking",
     "TransferComparison",
+    "adapt_batchnorm",
     "as_candidate",
     "compare_to_scratch",
     "extract_features",
@@ -40,4 +43,5 @@ __all__ = [
     "linear_probe",
     "logme",
     "rank_encoders",
+    "tent",
 ]
