@@ -28,6 +28,7 @@ __all__ = [
     "MedTransferWarning",
     "ModelError",
     "NiftiError",
+    "OutOfDistributionWarning",
     "OutputPathError",
     "SeriesError",
     "SplitError",
@@ -109,3 +110,12 @@ class GeometryWarning(MedTransferWarning):
 
 class DataWarning(MedTransferWarning):
     """Input data is usable but suspicious (NaN/inf voxels, unreadable files skipped on request)."""
+
+
+class OutOfDistributionWarning(MedTransferWarning):
+    """A case looks unlike the model's reference (training) cases in the encoder's feature space.
+
+    The model's accuracy on such a case is not what validation measured. Issued by the
+    out-of-distribution check of inference (``medtransfer.evaluation.OODDetector``); the message
+    names the case id, its score and the threshold.
+    """

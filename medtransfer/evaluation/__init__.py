@@ -32,6 +32,8 @@ from medtransfer.evaluation.bootstrap import (
 )
 from medtransfer.evaluation.evaluate.classification import evaluate_classification
 from medtransfer.evaluation.evaluate.segmentation import evaluate_segmentation
+from medtransfer.evaluation.inference.embedding import case_embedding, embed_records
+from medtransfer.evaluation.inference.ood import OODDetector, OutOfDistributionWarning
 from medtransfer.evaluation.inference.postprocess import (
     fill_holes,
     keep_largest_component,
@@ -66,6 +68,8 @@ __all__ = [
     "CalibrationBins",
     "ClassificationAccumulator",
     "Estimate",
+    "OODDetector",
+    "OutOfDistributionWarning",
     "OverlaySlice",
     "Report",
     "SegmentationAccumulator",
@@ -78,9 +82,11 @@ __all__ = [
     "bootstrap_columns",
     "bootstrap_summary",
     "calibration_bins",
+    "case_embedding",
     "classification_metrics",
     "confusion_matrix",
     "dice",
+    "embed_records",
     "evaluate_classification",
     "evaluate_segmentation",
     "expected_calibration_error",
