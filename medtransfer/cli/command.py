@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from medtransfer.cli import demo, weights
 from medtransfer.cli.exit_codes import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE
 from medtransfer.cli.inspect import inspect_command
-from medtransfer.errors import CheckpointError, ConfigError, MedTransferError
+from medtransfer.errors import CheckpointError, ConfigError, MedTransferError, MedTransferWarning
 
 __all__ = ["build_parser", "main"]
 
@@ -44,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except (ConfigError, CheckpointError) as err:  # fixed by changing the command line
         return _fail(args, err, EXIT_USAGE)
     except MedTransferError as err:
@@ -54,6 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as err:  # a bug, not bad input: say so, keep the message short
         return _fail(args, err, EXIT_RUNTIME, internal=True)
+
+
+_SHOW_WARNING = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """medtransfer's own warnings as one line for the user (no source line of the library)."""
+    if issubclass(category, MedTransferWarning):
+        print(f"Warning: {message}", file=file or sys.stderr)
+    else:
+        _SHOW_WARNING(message, category, filename, lineno, file, line)
 
 
 def _fail(args: argparse.Namespace, err: BaseException, code: int, internal: bool = False) -> int:
@@ -153,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", type=Path, required=True, help="folder for the masks")
     p.add_argument("--format", choices=("nifti", "dicom-seg"), default="nifti")
     p.add_argument("--config", type=Path, help="run config (default: the run's run_config.yaml)")
+    p.add_argument(
+        "--adapt",
+        choices=("bn", "tent"),
+        help="adapt to the input images first, without labels: bn re-estimates batch-norm "
+        "statistics (AdaBN); tent adds entropy minimisation of the batch-norm affine parameters",
+    )
 
     diagnose_parser = sub.add_parser("diagnose", help="transfer diagnostics of a run config")
     dsub = diagnose_parser.add_subparsers(title="diagnose commands", metavar="ACTION")
@@ -175,6 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--method", choices=("logme", "h_score", "leep", "linear_probe"), help="score")
     p.add_argument("--max-samples", type=int, help="cases or pixels scored (default 4000)")
+    _add_set(p)
+    p = dsub.add_parser(
+        "shift",
+        parents=[common],
+        help="measure the domain shift from the training cases to another site's manifest",
+        description="Compare the config's training split with the cases of --target (no labels "
+        "needed): acquisition, intensity and encoder-feature distances, an MMD permutation test "
+        "and the out-of-distribution cases; writes <run_dir>/diagnostics/shift-<target>.json/.md.",
+    )
+    p.set_defaults(func=_lazy("shift_command", "diagnose"))
+    p.add_argument("config", type=Path, help="run config (see configs/)")
+    p.add_argument("--target", type=Path, required=True, help="manifest of the new site's cases")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="embed with the trained model's encoder (default: the run's best checkpoint when "
+        "it exists, else the config's pretrained encoder)",
+    )
     _add_set(p)
 
     weights_parser = sub.add_parser("weights", help="list, verify, import or fetch encoder weights")

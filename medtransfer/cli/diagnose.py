@@ -9,6 +9,8 @@ existing report is not re-rendered: its JSON does not keep the overlay pixels).
   ``diagnostics.candidates`` (or ``--candidates``) on the **training split** only, each in the
   config's input form unless its name says otherwise (``"resnet18:2.5d"``), by
   ``diagnostics.method`` (``--method``).
+- ``diagnose shift`` compares the training split with another site's manifest (``--target``),
+  embedding with the trained model when the run has a checkpoint (else the config's encoder).
 - ``train --compare-to-scratch`` trains the run as usual, then the same recipe (model, preset,
   optimiser, schedule, budget) from the config's weights and from random initialisation with the
   ``diagnostics.seeds`` at the ``diagnostics.label_fractions``, evaluated on the held-out split.
@@ -27,7 +29,7 @@ from medtransfer.cli.exit_codes import EXIT_OK
 from medtransfer.errors import ConfigError
 from medtransfer.io.atomic import make_folder
 
-__all__ = ["rank_command", "train_command"]
+__all__ = ["rank_command", "shift_command", "train_command"]
 
 FOLDER = runs.DIAGNOSTICS
 SECTION_SUFFIX = runs.SECTION_SUFFIX
@@ -198,6 +200,47 @@ def compare(cfg: RunConfig) -> int:
     folder = _folder(cfg)
     paths = [comparison.to_json(folder / "comparison.json")]
     paths.append(_save_section(folder, "comparison", "Pretrained vs scratch", comparison.html_section(), comparison.to_dict()))  # fmt: skip
+    print("Outputs:\n" + "\n".join(f"  {p}" for p in paths))
+    print(_report_note(cfg))
+    return EXIT_OK
+
+
+def shift_command(args: argparse.Namespace) -> int:
+    """``medtransfer diagnose shift``: the domain shift from the training split to ``--target``."""
+    cfg = runs._load(args.config, runs._overrides(args.overrides))
+    import medtransfer as mt
+
+    if not args.target.is_file():
+        raise ConfigError(f"--target {args.target}: no such manifest (CSV, JSON or dataset.json).")
+    records, names = runs._records(cfg)
+    train, _, _ = runs._split(cfg, records)
+    target = mt.data.load_manifest(args.target)  # labels are not needed (nor used)
+    checkpoint = args.checkpoint
+    best = cfg.output.run_dir / "checkpoints" / "best.pt"
+    if checkpoint is None and best.is_file():
+        checkpoint = best
+    if checkpoint is not None:
+        model, cfg = runs._trained_model(cfg, names, checkpoint, records)
+        embed = {"model": model}
+        preset: Any = runs._preset(cfg, names, records)
+        source = f"the trained model ({checkpoint})"
+    else:
+        candidate = mt.diagnostics.as_candidate(cfg.model.encoder, **_defaults(cfg))
+        embed = {"encoder": candidate}
+        preset = preset_factory(cfg, runs._num_classes(cfg, names, records))
+        source = f"{candidate.name} (no checkpoint yet)"
+    print(f"Domain shift: {len(train)} training cases vs {len(target)} cases of {args.target}, "
+          f"features of {source}")  # fmt: skip
+    report = mt.diagnostics.domain_shift(
+        train, target, preset, **embed, seed=cfg.training.seed, device=cfg.training.device,
+        progress=True,
+    )  # fmt: skip
+    print(f"\n{report!r}")
+    folder = _folder(cfg)
+    stem = "shift-" + args.target.name.split(".")[0]
+    title = f"Domain shift ({report.reference_name} → {report.target_name})"
+    paths = [report.to_json(folder / f"{stem}.json"), _write(folder / f"{stem}.md", report.to_markdown())]  # fmt: skip
+    paths.append(_save_section(folder, stem, title, report.html_section(), report.to_dict()))
     print("Outputs:\n" + "\n".join(f"  {p}" for p in paths))
     print(_report_note(cfg))
     return EXIT_OK

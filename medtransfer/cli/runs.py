@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medtransfer.cli.adaptation import adapt_model, ood_detector, store_ood
 from medtransfer.cli.config import RunConfig, load_config
 from medtransfer.cli.config_messages import shorten
 from medtransfer.cli.config_yaml import load_yaml
@@ -168,8 +169,9 @@ def _trained_model(
 
 
 def _evaluate_report(
-    cfg: RunConfig, model: Any, cases: list[dict], names: list[str] | None, records=None
-) -> Any:
+    cfg: RunConfig, model: Any, cases: list[dict], names: list[str] | None, records=None,
+    ood: Any = None,
+) -> Any:  # fmt: skip
     from medtransfer.evaluation.evaluate.classification import evaluate_classification
     from medtransfer.evaluation.evaluate.segmentation import evaluate_segmentation
 
@@ -179,6 +181,7 @@ def _evaluate_report(
         "n_resamples": e.n_resamples,
         "seed": cfg.training.seed,
         "device": cfg.training.device,
+        "ood": ood,
     }
     if cfg.data.task == "segmentation":
         return evaluate_segmentation(
@@ -244,6 +247,8 @@ def train_command(args: argparse.Namespace) -> int:
     )
     best = tuner.run.best_checkpoint
     checkpoint = best if best.is_file() else tuner.run.last_checkpoint
+    trained, _ = _trained_model(cfg, names, checkpoint, records)  # the checkpoint's weights
+    store_ood(trained, train, preset, [checkpoint], device=cfg.training.device, seed=cfg.training.seed)  # fmt: skip
     print(f"\nRun directory: {tuner.run.path}")
     print(f"Checkpoint: {checkpoint}")
     # run_config.yaml, not args.config: it holds the --set overrides the model was built with
@@ -275,7 +280,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     print(f"Evaluating {args.checkpoint} on {len(cases)} {noun}")
     out = args.output or args.checkpoint.resolve().parent.parent / "evaluation"
     _refuse_to_replace_reports(out, args.overwrite)  # before the (long) evaluation
-    report = _evaluate_report(cfg, model, cases, names, records)
+    report = _evaluate_report(cfg, model, cases, names, records, ood_detector(args.checkpoint))
     _add_diagnostics(report, args.checkpoint.resolve().parent.parent)
     make_folder(out)
     paths = [
@@ -320,11 +325,15 @@ def predict_command(args: argparse.Namespace) -> int:
     labels = cfg.seg_labels(names) if args.format != "nifti" else None  # before the model
     model, cfg = _trained_model(cfg, names, args.checkpoint)
     preset = _preset(cfg, names)
+    ood = ood_detector(args.checkpoint)
+    if args.adapt:  # the inputs are scored for OOD first, by the model the detector knows
+        model = adapt_model(model, args.input, preset, args.adapt, cfg.training.device, ood)
+        ood = None
     print(_postprocess_line(options, names))
     make_folder(args.output)
     for number, image in enumerate(args.input, start=1):
         print(f"[{number}/{len(args.input)}] {image}", flush=True)
-        mask = mt.evaluation.predict(model, image, preset, tta=cfg.evaluation.tta, device=cfg.training.device, progress=sys.stderr.isatty())  # fmt: skip
+        mask = mt.evaluation.predict(model, image, preset, tta=cfg.evaluation.tta, device=cfg.training.device, progress=sys.stderr.isatty(), ood=ood, case_id=image.name)  # fmt: skip
         if options is not None:
             mask = mt.evaluation.postprocess(mask, **options)
         stem = image.name.removesuffix(".gz").removesuffix(".nii").removesuffix(".dcm")

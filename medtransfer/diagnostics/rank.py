@@ -30,7 +30,8 @@ from medtransfer.errors import ConfigError, EncoderError, MedTransferError, Weig
 __all__ = ["rank_encoders"]
 
 
-def _encoder(candidate: Candidate | torch.nn.Module) -> tuple[str, Any]:
+def candidate_encoder(candidate: Candidate | torch.nn.Module) -> tuple[str, Any]:
+    """``(name, encoder)`` of a candidate: built from its fields, or a model's ``.encoder``."""
     if isinstance(candidate, torch.nn.Module):
         encoder = getattr(candidate, "encoder", candidate)
         if not hasattr(encoder, "out_channels"):
@@ -149,7 +150,7 @@ def rank_encoders(
     for raw, candidate in zip(candidates, parsed):
         start = time.perf_counter()
         try:
-            name, encoder = _encoder(candidate)
+            name, encoder = candidate_encoder(candidate)
             seen[name] = seen.get(name, 0) + 1
             name = name if seen[name] == 1 else f"{name} #{seen[name]}"  # two built models
         except (WeightsError, EncoderError) as err:
@@ -162,7 +163,7 @@ def rank_encoders(
                 rows.append(_skipped(name, method, reason or "no source classifier"))
                 continue
         try:
-            transform = _eval_transform(candidate, preset, encoder)
+            transform = candidate_eval_transform(candidate, preset, encoder)
             features = extract_features(
                 encoder, records, transform, task=task, max_samples=max_samples, seed=seed,
                 batch_size=batch_size, source_head=head, device=torch_device,
@@ -185,7 +186,9 @@ def rank_encoders(
     return Ranking(method=method, task=task, rows=rows, metadata=metadata)
 
 
-def _eval_transform(candidate: Any, preset: Any, encoder: Any) -> Any:
+def candidate_eval_transform(candidate: Any, preset: Any, encoder: Any) -> Any:
+    """The eval pipeline for ``encoder``: a pair's second item, or a preset callable called with
+    the encoder's input spec (and the candidate's context and dimensions)."""
     if isinstance(candidate, Candidate):
         holder = type("_Model", (), {"encoder": encoder})()
         return candidate.preset(preset, holder)[1]

@@ -17,12 +17,14 @@ import torch
 
 from medtransfer.errors import ConfigError, ModelError
 from medtransfer.evaluation.accumulators.classification import ClassificationAccumulator
+from medtransfer.evaluation.evaluate.ood_cases import ood_score, warn_flagged
 from medtransfer.evaluation.evaluate.records import (
     case_ids,
     check_records,
     eval_pipeline,
     run_metadata,
 )
+from medtransfer.evaluation.inference.ood import case_embedding
 from medtransfer.evaluation.metrics.calibration import calibration_bins
 from medtransfer.evaluation.metrics.ranking import auroc, roc_curve
 from medtransfer.evaluation.report.report import Report
@@ -112,6 +114,7 @@ def evaluate_classification(
     image_key: str = "image",
     label_key: str = "label",
     progress: bool = True,
+    ood: Any = None,
 ) -> Report:
     """Evaluate a classifier on labelled records: AUROC, sensitivity, specificity, calibration.
 
@@ -129,6 +132,9 @@ def evaluate_classification(
         device: where the forward pass runs.
         image_key, label_key: record keys.
         progress: show a tqdm progress bar.
+        ood: an :class:`~medtransfer.evaluation.OODDetector` of the model's training cases:
+            each case gets ``ood_score`` and ``out_of_distribution`` columns, and one
+            :class:`~medtransfer.evaluation.OutOfDistributionWarning` names the flagged cases.
 
     Returns:
         A :class:`~medtransfer.evaluation.Report` with task ``"classification"``.
@@ -153,7 +159,7 @@ def evaluate_classification(
     was_training = model.training
     model.eval()
     model.to(device)
-    all_scores, all_labels = [], []
+    all_scores, all_labels, ood_rows = [], [], {}
     try:
         for cid, record in tqdm(
             list(zip(ids, records)), desc="evaluate", unit="case", disable=not progress
@@ -163,6 +169,10 @@ def evaluate_classification(
             stacked = "slice_stack" in getattr(x, "meta", {})
             batch = torch.as_tensor(x).float()
             batch = batch if stacked else batch[None]
+            if ood is not None:
+                embedding = case_embedding(model, batch, device=device)
+                score, flagged = ood_score(ood, embedding)
+                ood_rows[cid] = {"ood_score": score, "out_of_distribution": flagged}
             with torch.no_grad():
                 out = model(batch.to(device))
             out = out[0] if isinstance(out, (list, tuple)) else out
@@ -186,7 +196,7 @@ def evaluate_classification(
     cut = 0.5 if threshold is None else threshold
     cases = []
     for cid, s, y in zip(ids, scores, labels):
-        row: dict[str, Any] = {"case_id": cid, "label": y.tolist()}
+        row: dict[str, Any] = {"case_id": cid, "label": y.tolist(), **ood_rows.get(cid, {})}
         if binary:
             row.update(score=float(s), prediction=int(s >= cut))
         else:
@@ -195,6 +205,7 @@ def evaluate_classification(
                 (s >= cut).astype(int).tolist() if labels.ndim == 2 else int(s.argmax())
             )
         cases.append(row)
+    warn_flagged(ood_rows)
     metadata = run_metadata(
         model, preset, len(ids), task="classification", class_names=names, threshold=threshold,
         n_bins=n_bins, n_resamples=n_resamples, confidence=confidence, seed=seed,

@@ -18,6 +18,7 @@ import torch
 
 from medtransfer.errors import ConfigError
 from medtransfer.evaluation.accumulators.segmentation import SegmentationAccumulator
+from medtransfer.evaluation.evaluate.ood_cases import ood_columns, quiet_ood, warn_flagged
 from medtransfer.evaluation.evaluate.records import (
     case_ids,
     check_records,
@@ -121,6 +122,7 @@ def evaluate_segmentation(
     image_key: str = "image",
     label_key: str = "label",
     progress: bool = True,
+    ood: Any = None,
 ) -> Report:
     """Evaluate a segmenter on labelled records: Dice, HD95, surface Dice with 95% CIs.
 
@@ -146,6 +148,9 @@ def evaluate_segmentation(
             percentiles otherwise), None (percentiles) or ``(level, width)``.
         image_key, label_key: record keys.
         progress: show a tqdm progress bar.
+        ood: an :class:`~medtransfer.evaluation.OODDetector` of the model's training cases:
+            each case gets ``ood_score`` and ``out_of_distribution`` columns, and one
+            :class:`~medtransfer.evaluation.OutOfDistributionWarning` names the flagged cases.
 
     Returns:
         A :class:`~medtransfer.evaluation.Report` with task ``"segmentation"``.
@@ -177,13 +182,15 @@ def evaluate_segmentation(
     accumulators = {"": SegmentationAccumulator(**kwargs)}
     if options is not None:
         accumulators["_post"] = SegmentationAccumulator(**kwargs)
-    candidates, predictions, window = [], {}, None
+    candidates, predictions, window, ood_rows = [], {}, None, {}
     for cid, record in tqdm(
         list(zip(ids, records)), desc="evaluate", unit="case", disable=not progress
     ):
         image = _load_image(record[image_key])
-        pred = predict(model, image, preset, roi_size=roi_size, overlap=overlap, tta=tta,
-                       device=device, batch_size=batch_size)  # fmt: skip
+        with quiet_ood():  # one warning for all flagged cases, below
+            pred = predict(model, image, preset, roi_size=roi_size, overlap=overlap, tta=tta,
+                           device=device, batch_size=batch_size, ood=ood, case_id=cid)  # fmt: skip
+        ood_rows[cid] = ood_columns(pred.meta)
         ref = reference_on_grid(record[label_key], cid, pred)
         spacing = tuple(float(s) for s in pred.meta["spacing"])
         pred_np = pred.numpy()
@@ -207,7 +214,8 @@ def evaluate_segmentation(
     names_by_value = {v: names_by_value.get(v, f"class_{v}") for v in range(1, width + 1)}
     names = list(names_by_value.values())
     summary = _rows(accumulators, names, n_resamples=n_resamples, confidence=confidence, seed=seed)
-    cases = [{"case_id": cid} for cid in ids]
+    cases = [{"case_id": cid, **ood_rows.get(cid, {})} for cid in ids]
+    warn_flagged(ood_rows)
     for metric in _METRICS:
         for suffix, acc in accumulators.items():
             table = acc.values(metric)

@@ -26,6 +26,7 @@ from medtransfer.evaluation.inference.geometry import (
     prepare_pipeline,
     restore_geometry,
 )
+from medtransfer.evaluation.inference.ood import case_embedding, warn_if_out_of_distribution
 from medtransfer.evaluation.inference.tta import tta_flips
 from medtransfer.evaluation.wording import count
 from medtransfer.transforms import unstack_slices
@@ -148,7 +149,7 @@ def _to_output(
         "spatial_shape": np.asarray(probs.shape[1:], dtype=np.int64),
         "original_channel_dim": channel,
     }
-    for key in ("series_uid", "modality", "space"):
+    for key in ("series_uid", "modality", "space", "ood_score", "out_of_distribution"):
         if key in meta:
             info[key] = meta[key]
     return MetaTensor(data, affine=torch.as_tensor(affine), meta=info)
@@ -169,6 +170,8 @@ def predict(
     restore: str = "auto",
     image_key: str | None = None,
     progress: bool = False,
+    ood: Any = None,
+    case_id: str | None = None,
 ) -> MetaTensor:
     """Segment one image with ``model`` and return the result on the image's own voxel grid.
 
@@ -203,6 +206,12 @@ def predict(
             transform cannot be inverted), ``"invert"`` or ``"resample"``.
         image_key: the pipeline's image key (default: the first key its loader loads).
         progress: show a progress bar over the sliding windows (volumes) or slice batches.
+        ood: an :class:`~medtransfer.evaluation.OODDetector` fitted on the model's training
+            cases (``medtransfer train`` stores one in its checkpoints): an
+            :class:`~medtransfer.evaluation.OutOfDistributionWarning` is issued when this image
+            lies outside what the model was trained on.
+            The result's ``meta`` then holds ``ood_score`` and ``out_of_distribution``.
+        case_id: how that warning names the image (default: the file name, or "image").
 
     Returns:
         A ``MetaTensor`` with the source image's spatial shape and affine (``meta["spacing"]``
@@ -246,6 +255,11 @@ def predict(
     if len(roi) != spatial_dims or any(int(s) < 1 for s in roi):
         raise ConfigError(f"roi_size={roi_size!r} must be {spatial_dims} positive sizes.")
     device = resolve_device(device)
+    if ood is not None:
+        name = case_id or (Path(image).name if isinstance(image, str | os.PathLike) else "image")
+        embedding = case_embedding(model, x.as_tensor().float(), batch_size=batch_size, device=device)  # fmt: skip
+        score, flagged = warn_if_out_of_distribution(ood, embedding, name)
+        loaded.meta.update(ood_score=float(score), out_of_distribution=bool(flagged))
     was_training = model.training
     model.eval()
     model.to(device)
