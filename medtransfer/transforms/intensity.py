@@ -16,7 +16,7 @@ from monai.transforms import MapTransform
 from medtransfer.errors import ConfigError
 from medtransfer.transforms._checks import check_pair, per_channel
 
-__all__ = ["EncoderNormalized", "RobustScaled", "robust_scale"]
+__all__ = ["EncoderNormalized", "RobustScaled", "encoder_normaliser", "robust_scale"]
 
 
 def robust_scale(
@@ -176,3 +176,29 @@ class EncoderNormalized(MapTransform):
             std = torch.tensor(self.std, dtype=image.dtype).reshape(shape)
             d[key] = (image * (high - low) + low - mean) / std
         return d
+
+
+def encoder_normaliser(
+    image_key: str,
+    normalisation: tuple[Any, Any, Any, Any],
+    channels: int | None,
+    channel_dim: int,
+) -> EncoderNormalized:
+    """The last step of a preset: :class:`EncoderNormalized` from ``(mean, std, value_range,
+    input_spec)``, the spec filling what is not given (else 0, 1 and (0, 1)); checks that the
+    statistics fit the pipeline's ``channels``."""
+    mean, std, value_range, spec = normalisation
+    if mean is None:
+        mean = spec.mean if spec is not None else 0.0
+    if std is None:
+        std = spec.std if spec is not None else 1.0
+    if value_range is None:
+        value_range = getattr(spec, "value_range", (0.0, 1.0)) if spec is not None else (0.0, 1.0)
+    norm = EncoderNormalized(image_key, mean, std, value_range, channel_dim=channel_dim)
+    if channels is not None and len(norm.mean) not in (1, channels):
+        raise ConfigError(
+            f"mean/std have {len(norm.mean)} values but the pipeline makes {channels} channel(s) "
+            "(windows x (2*context+1)); create the encoder with in_channels="
+            f"{channels} and pass its input_spec, or give one value per channel."
+        )
+    return norm

@@ -37,7 +37,7 @@ from medtransfer.transforms._checks import (
     checked_arguments,
 )
 from medtransfer.transforms.histogram import HistogramStandardized
-from medtransfer.transforms.intensity import EncoderNormalized, RobustScaled
+from medtransfer.transforms.intensity import RobustScaled, encoder_normaliser
 from medtransfer.transforms.loading import LoadVolumed
 from medtransfer.transforms.slices import SlabToChannelsd, SliceStackd
 from medtransfer.transforms.windows import CTWindowd, WindowLike, resolve_windows
@@ -250,7 +250,7 @@ def xray(
     low, high = check_pair("percentiles", percentiles)
     image_key, label_keys = keys[0], ([keys[1]] if task == "segmentation" else [])
     all_keys = [image_key, *label_keys]
-    normalise = _normaliser(image_key, (mean, std, value_range, input_spec), 1, 0)
+    normalise = encoder_normaliser(image_key, (mean, std, value_range, input_spec), 1, 0)
     common: list[Any] = []
     if spacing is not None:
         pixdim = check_spacing(spacing, 2)
@@ -356,8 +356,8 @@ def _volume_presets(
             evaluate = [*steps.centre_fit(all_keys, plane), SliceStackd(image_key, context)]
     if augment:
         train = train + steps.augmentation([image_key], label_keys, spatial_dims, flip_axes)
-    train_norm = _normaliser(image_key, normalisation, channels, channel_dim=0)
-    eval_norm = _normaliser(
+    train_norm = encoder_normaliser(image_key, normalisation, channels, channel_dim=0)
+    eval_norm = encoder_normaliser(
         image_key, normalisation, channels, channel_dim=0 if spatial_dims == 3 else 1
     )
     train_load = LoadVolumed(all_keys, volumetric=True)
@@ -383,26 +383,3 @@ def _eval_compose(transforms: list[Any]) -> Compose:
         if isinstance(transform, MapTransform) and not isinstance(transform, LoadVolumed):
             transform.allow_missing_keys = True
     return Compose(transforms)
-
-
-def _normaliser(
-    image_key: str,
-    normalisation: tuple[Any, Any, Any, Any],
-    channels: int | None,
-    channel_dim: int,
-) -> EncoderNormalized:
-    mean, std, value_range, spec = normalisation
-    if mean is None:
-        mean = spec.mean if spec is not None else 0.0
-    if std is None:
-        std = spec.std if spec is not None else 1.0
-    if value_range is None:
-        value_range = getattr(spec, "value_range", (0.0, 1.0)) if spec is not None else (0.0, 1.0)
-    norm = EncoderNormalized(image_key, mean, std, value_range, channel_dim=channel_dim)
-    if channels is not None and len(norm.mean) not in (1, channels):
-        raise ConfigError(
-            f"mean/std have {len(norm.mean)} values but the pipeline makes {channels} channel(s) "
-            "(windows x (2*context+1)); create the encoder with in_channels="
-            f"{channels} and pass its input_spec, or give one value per channel."
-        )
-    return norm
