@@ -50,7 +50,11 @@ from medtransfer.cli.config_sections import (
 from medtransfer.cli.config_yaml import load_yaml, read_config_text
 from medtransfer.errors import ConfigError
 
+#: Landmarks learned by ``train`` for ``preprocessing.histogram: learn``, in the run folder.
+HISTOGRAM_FILE = "histogram_landmarks.json"
+
 __all__ = [
+    "HISTOGRAM_FILE",
     "STRATEGY_ARGS",
     "DataConfig",
     "DiagnosticsConfig",
@@ -194,7 +198,16 @@ class RunConfig(_Section):
             kwargs["window"] = p.window
         elif p.percentiles is not None:
             kwargs["percentiles"] = p.percentiles
+        if p.histogram is not None:
+            kwargs["histogram"] = self.histogram_path()
         return {k: v for k, v in kwargs.items() if v is not None}
+
+    def histogram_path(self) -> Path | None:
+        """The landmarks file of ``preprocessing.histogram`` ('learn': in the run folder)."""
+        histogram = self.preprocessing.histogram
+        if histogram is None:
+            return None
+        return self.output.run_dir / HISTOGRAM_FILE if histogram == "learn" else Path(histogram)
 
     def model_kwargs(self, num_classes: int, weights: str | None) -> dict[str, Any]:
         """Arguments of ``mt.models.create_segmenter`` / ``create_classifier``."""
@@ -277,11 +290,16 @@ class RunConfig(_Section):
         if weights not in (None, "imagenet"):
             weights = str(resolve(weights))
         model = self.model.model_copy(update={"weights": weights})
+        histogram = self.preprocessing.histogram
+        if histogram not in (None, "learn"):
+            histogram = str(resolve(histogram))
+        preprocessing = self.preprocessing.model_copy(update={"histogram": histogram})
         cache_dir = self.training.cache_dir
         training = self.training.model_copy(
             update={"cache_dir": None if cache_dir is None else resolve(cache_dir)}
         )
-        update = {"data": data, "output": output, "model": model, "training": training}
+        update = {"data": data, "output": output, "model": model, "training": training,
+                  "preprocessing": preprocessing}  # fmt: skip
         return self.model_copy(update=update)
 
     def to_yaml(self) -> str:

@@ -119,6 +119,12 @@ class PreprocessingConfig(_Section):
     mean: list[float] | None = Field(None, description="encoder normalisation (default: weights')")
     std: list[float] | None = Field(None, description="encoder normalisation (default: weights')")
     value_range: tuple[float, float] | None = Field(None, description="encoder input range")
+    histogram: str | None = Field(
+        None,
+        description="mri only: Nyul-Udupa histogram standardisation (sites differ in contrast): "
+        "'learn' (landmarks of the training split, saved in the run folder by train) or a "
+        "landmarks JSON",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -141,6 +147,8 @@ class PreprocessingConfig(_Section):
             problems["window"] = f"is for preset 'ct', not {self.preset!r}; use percentiles"
         if self.preset == "ct" and self.percentiles is not None:
             problems["percentiles"] = "is for presets 'mri' and 'xray'; use window for 'ct'"
+        if self.histogram is not None and self.preset != "mri":
+            problems["histogram"] = f"is for preset 'mri', not {self.preset!r}"
         if self.preset == "xray" and (self.spatial_dims != 2 or self.context):
             problems["preset"] = "'xray' is 2D: spatial_dims must be 2 and context 0"
         if self.roi_size is not None and len(self.roi_size) != self.spatial_dims:

@@ -122,6 +122,7 @@ def rank_command(args: argparse.Namespace) -> int:
 
     records, names = runs._records(cfg)
     train, _, _ = runs._split(cfg, records)
+    runs.learn_histogram(cfg, train)
     num_classes = runs._num_classes(cfg, names, records)
     chosen = candidates(cfg, args.candidates)
     d = cfg.diagnostics
@@ -179,6 +180,7 @@ def compare(cfg: RunConfig) -> int:
             "--compare-to-scratch needs held-out cases: data.split.fractions gives none."
         )
     num_classes = runs._num_classes(cfg, names, records)
+    runs.learn_histogram(cfg, train)
     candidate = _pretrained(cfg)
     model_kwargs = cfg.model_kwargs(num_classes, None)
     for key in ("encoder_name", "num_classes", "weights", "in_channels", "spatial_dims", "conversion", "seed"):  # fmt: skip
@@ -215,6 +217,7 @@ def shift_command(args: argparse.Namespace) -> int:
     records, names = runs._records(cfg)
     train, _, _ = runs._split(cfg, records)
     target = mt.data.load_manifest(args.target)  # labels are not needed (nor used)
+    runs.learn_histogram(cfg, train)
     checkpoint = args.checkpoint
     best = cfg.output.run_dir / "checkpoints" / "best.pt"
     if checkpoint is None and best.is_file():

@@ -118,6 +118,20 @@ def _preset(cfg: RunConfig, names: list[str] | None, records=None) -> tuple[Any,
     return factory(**cfg.preset_kwargs(_num_classes(cfg, names, records)))
 
 
+def learn_histogram(cfg: RunConfig, train: list[dict[str, Any]], again: bool = False) -> None:
+    """``preprocessing.histogram: learn``: the training split's landmarks, saved in the run
+    folder for evaluate, predict and the diagnostics to reuse (``train`` learns them ``again``:
+    the split may have changed; the diagnostics only when they are missing)."""
+    path = cfg.histogram_path()
+    if cfg.preprocessing.histogram != "learn" or path is None or (path.is_file() and not again):
+        return
+    import medtransfer as mt
+
+    make_folder(path.parent)
+    mt.transforms.save_landmarks(mt.transforms.learn_histogram_landmarks(train), path)
+    print(f"Histogram landmarks of {len(train)} training cases: {path}")
+
+
 def _strategy(cfg: RunConfig) -> list[Any]:
     import medtransfer as mt
 
@@ -226,6 +240,7 @@ def train_command(args: argparse.Namespace) -> int:
         _postprocess(cfg, names)  # a misspelt class in evaluation.postprocess fails now, not later
     model = _model(cfg, names, cfg.model.weights, records)
     cfg = cfg.with_normalisation(model.encoder.input_spec)
+    learn_histogram(cfg, train, again=True)
     preset = _preset(cfg, names, records)
     strategies = _strategy(cfg)
     strategy = strategies[0] if len(strategies) == 1 else strategies
