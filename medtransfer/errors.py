@@ -30,6 +30,7 @@ __all__ = [
     "NiftiError",
     "OutOfDistributionWarning",
     "OutputPathError",
+    "RasterError",
     "SeriesError",
     "SplitError",
     "WeightsError",
@@ -65,6 +66,11 @@ class SeriesError(MedTransferError):
 
 class NiftiError(MedTransferError):
     """A NIfTI file cannot be read or written."""
+
+
+class RasterError(MedTransferError):
+    """A PNG, JPEG or TIFF file cannot be read (damaged, truncated, or a layout medtransfer refuses,
+    such as a multi-page TIFF or a 16-bit colour PNG that Pillow would reduce to 8 bits)."""
 
 
 class ManifestError(MedTransferError):
