@@ -46,6 +46,7 @@ from medtransfer.evaluation.metrics.calibration import (
     calibration_bins,
     expected_calibration_error,
 )
+from medtransfer.evaluation.metrics.multilabel import choose_thresholds, multilabel_metrics
 from medtransfer.evaluation.metrics.overlap import dice, iou
 from medtransfer.evaluation.metrics.ranking import auprc, auroc, roc_curve
 from medtransfer.evaluation.metrics.surface import (
@@ -83,6 +84,7 @@ __all__ = [
     "bootstrap_summary",
     "calibration_bins",
     "case_embedding",
+    "choose_thresholds",
     "classification_metrics",
     "confusion_matrix",
     "dice",
@@ -94,6 +96,7 @@ __all__ = [
     "hausdorff95",
     "iou",
     "keep_largest_component",
+    "multilabel_metrics",
     "postprocess",
     "predict",
     "resolve_device",

@@ -2,9 +2,11 @@
 
 :func:`classification_metrics` returns every number of a classification evaluation (AUROC,
 AUPRC, accuracy, balanced accuracy, sensitivity/specificity at the threshold and at Youden's J,
-ECE, and per-class AUROC/AUPRC/sensitivity/specificity for multi-class and multi-label tasks).
-:class:`ClassificationAccumulator` collects scores over batches and bootstraps all of them
-from the same resampled cases. Youden's threshold is re-chosen in each replicate, so its
+ECE, and per-class AUROC/AUPRC/sensitivity/specificity for multi-class tasks); multi-label tasks
+(findings) get per-label, macro and micro numbers from
+:func:`~medtransfer.evaluation.metrics.multilabel.multilabel_metrics`, unknown labels (NaN or -1)
+skipped. :class:`ClassificationAccumulator` collects scores over batches and bootstraps all of
+them from the same resampled cases. Youden's threshold is re-chosen in each replicate, so its
 sensitivity/specificity are optimistic on the data that chose it (use a threshold fixed on
 validation data for an unbiased estimate).
 """
@@ -12,6 +14,7 @@ validation data for an unbiased estimate).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +23,7 @@ from medtransfer.errors import ConfigError
 from medtransfer.evaluation.accumulators.case_ids import next_case_ids
 from medtransfer.evaluation.bootstrap import Estimate, bootstrap_summary
 from medtransfer.evaluation.metrics.calibration import expected_calibration_error
+from medtransfer.evaluation.metrics.multilabel import multilabel_metrics, parse_multilabel
 from medtransfer.evaluation.metrics.ranking import auprc, auroc, reduce_classes
 from medtransfer.evaluation.metrics.score_inputs import parse_scores
 from medtransfer.evaluation.metrics.thresholds import (
@@ -33,11 +37,16 @@ from medtransfer.evaluation.wording import count
 __all__ = ["ClassificationAccumulator", "classification_metrics"]
 
 
+def _is_multilabel(scores: Any, labels: Any) -> bool:
+    shape_s, shape_y = np.shape(scores), np.shape(labels)
+    return len(shape_s) == 2 and shape_s == shape_y
+
+
 def classification_metrics(
     scores: Any,
     labels: Any,
     *,
-    threshold: float | None = None,
+    threshold: Any = None,
     n_bins: int = 10,
     class_names: Sequence[str] | None = None,
 ) -> dict[str, float]:
@@ -45,22 +54,30 @@ def classification_metrics(
 
     Args:
         scores: (N,) or (N, K) probabilities (see docs/evaluation.md for the task rules).
-        labels: (N,) class indices or (N, K) 0/1 indicators.
-        threshold: decision threshold (None: 0.5, or argmax for multi-class).
+        labels: (N,) class indices or (N, K) multi-label indicators: 1, 0, or NaN / -1 (not
+            known, skipped).
+        threshold: decision threshold (None: 0.5, or argmax for multi-class); multi-label: also
+            one per label or ``{name: number}``.
         n_bins: calibration bins for ECE.
         class_names: names of the K classes for per-class keys (``"auroc/liver"``); indices
-            are used when None.
+            are used when None (multi-label: ``label_0``...).
 
     Returns:
         Keys ``auroc, auprc, accuracy, balanced_accuracy, sensitivity, specificity,
         youden_threshold, sensitivity_youden, specificity_youden, ece`` (macro means for
-        multi-class/multi-label), plus ``"<metric>/<class>"`` per class when K > 1.
+        multi-class), plus ``"<metric>/<class>"`` per class when K > 1. Multi-label:
+        ``"<metric>/<label>"``, ``"<metric>/macro"`` and ``"<metric>/micro"`` for ``auroc,
+        auprc, sensitivity, specificity, ece`` (see :mod:`.metrics.multilabel`).
 
     Example:
         >>> m = classification_metrics([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
         >>> m["auroc"], m["accuracy"], m["sensitivity_youden"]
         (0.75, 0.75, 0.5)
     """
+    if _is_multilabel(scores, labels):
+        return multilabel_metrics(
+            scores, labels, threshold=threshold, names=class_names, n_bins=n_bins
+        )
     inputs = parse_scores(scores, labels, probabilities=True)
     s, y = inputs.scores, inputs.labels
     per_class = {
@@ -103,9 +120,10 @@ class ClassificationAccumulator:
     """Collects classification scores and labels over batches (MONAI's Cumulative style).
 
     Args:
-        threshold: decision threshold (None: 0.5, or argmax for multi-class).
+        threshold: decision threshold (None: 0.5, or argmax for multi-class); multi-label: also
+            one per label or ``{name: number}``.
         n_bins: calibration bins for ECE.
-        class_names: names of the classes for per-class keys.
+        class_names: names of the classes (multi-label: findings) for per-class keys.
 
     Example:
         >>> acc = ClassificationAccumulator()
@@ -120,7 +138,7 @@ class ClassificationAccumulator:
     def __init__(
         self,
         *,
-        threshold: float | None = None,
+        threshold: Any = None,
         n_bins: int = 10,
         class_names: Sequence[str] | None = None,
     ) -> None:
@@ -148,21 +166,26 @@ class ClassificationAccumulator:
 
         Args:
             scores: (B,) or (B, K) probabilities.
-            labels: (B,) class indices or (B, K) 0/1 indicators.
+            labels: (B,) class indices or (B, K) multi-label 1, 0, or NaN / -1 (not known).
             case_ids: one identifier per case; numbered ``case_0000``... when None.
         """
-        inputs = parse_scores(scores, labels, probabilities=True)
+        if _is_multilabel(scores, labels):
+            s, y = parse_multilabel(scores, labels)
+        else:
+            inputs = parse_scores(scores, labels, probabilities=True)
+            s, y = inputs.scores, inputs.labels
         if self._scores and (
-            inputs.scores.shape[1:] != self._scores[0].shape[1:]
-            or inputs.labels.shape[1:] != self._labels[0].shape[1:]
+            s.shape[1:] != self._scores[0].shape[1:]
+            or y.shape[1:] != self._labels[0].shape[1:]
+            or y.dtype != self._labels[0].dtype
         ):
             raise ConfigError(
-                f"batch has scores {inputs.scores.shape} and labels {inputs.labels.shape}, "
-                f"unlike earlier batches ({self._scores[0].shape[1:]} per case); keep one task."
+                f"batch has scores {s.shape} and labels {y.shape}, unlike earlier batches "
+                f"({self._scores[0].shape[1:]} per case); keep one task."
             )
-        ids = next_case_ids(self._case_ids, inputs.n_cases, case_ids)
-        self._scores.append(inputs.scores)
-        self._labels.append(inputs.labels)
+        ids = next_case_ids(self._case_ids, int(y.shape[0]), case_ids)
+        self._scores.append(s)
+        self._labels.append(y)
         self._case_ids.extend(ids)
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -186,14 +209,22 @@ class ClassificationAccumulator:
     def summary(
         self, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
     ) -> dict[str, Estimate]:
-        """Every summary number with a bootstrap CI from the same resampled cases."""
-        return bootstrap_summary(
-            self._arrays(),
-            self._metrics,
-            n_resamples=n_resamples,
-            confidence=confidence,
-            seed=seed,
+        """Every summary number with a bootstrap CI from the same resampled cases.
+
+        Multi-label: a finding's ``n`` counts the cases whose label for it is known.
+        """
+        arrays = self._arrays()
+        out = bootstrap_summary(
+            arrays, self._metrics, n_resamples=n_resamples, confidence=confidence, seed=seed
         )
+        labels = arrays[1]
+        if _is_multilabel(*arrays):
+            known = np.sum(~np.isnan(labels), axis=0)
+            names = self.class_names or [f"label_{i}" for i in range(labels.shape[1])]
+            for name, n in zip(names, known):
+                for key in [k for k in out if k.endswith(f"/{name}")]:
+                    out[key] = replace(out[key], n=int(n))
+        return out
 
     def per_case(self) -> dict[str, dict[str, Any]]:
         """``{case_id: {"score": ..., "label": ...}}`` (lists for multi-class/multi-label)."""

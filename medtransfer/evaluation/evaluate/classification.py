@@ -26,6 +26,7 @@ from medtransfer.evaluation.evaluate.records import (
 )
 from medtransfer.evaluation.inference.ood import case_embedding
 from medtransfer.evaluation.metrics.calibration import calibration_bins
+from medtransfer.evaluation.metrics.multilabel import label_counts, resolve_thresholds
 from medtransfer.evaluation.metrics.ranking import auroc, roc_curve
 from medtransfer.evaluation.report.report import Report
 from medtransfer.transforms.pipeline_errors import run_pipeline
@@ -33,16 +34,18 @@ from medtransfer.transforms.pipeline_errors import run_pipeline
 __all__ = ["evaluate_classification"]
 
 
-def _label(value: Any, case_id: str) -> int | list[int]:
+def _label(value: Any, case_id: str) -> int | list[int | float]:
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu().numpy()
     array = np.asarray(value)
     if array.ndim > 1 or array.dtype.kind not in "biuf":
         raise ConfigError(
-            f"case {case_id!r}: label {value!r} must be a class index (int) or a list of 0/1 "
-            "indicators (multi-label)."
+            f"case {case_id!r}: label {value!r} must be a class index (int) or a list of 1/0 "
+            "indicators (multi-label; NaN or -1: not known)."
         )
-    return array.astype(int).tolist() if array.ndim == 1 else int(array)
+    if array.ndim == 1:  # multi-label: 1/0 stay ints, NaN / -1 (not known) stay floats
+        return [int(v) if v in (0, 1) else float(v) for v in array.astype(float)]
+    return int(array)
 
 
 def _probabilities(logits: torch.Tensor, multilabel: bool, case_id: str) -> np.ndarray:
@@ -52,7 +55,7 @@ def _probabilities(logits: torch.Tensor, multilabel: bool, case_id: str) -> np.n
             f"case {case_id!r}: the model returned shape {tuple(logits.shape)}; a classifier "
             "returns (N, num_classes) logits."
         )
-    if logits.shape[1] == 1:
+    if logits.shape[1] == 1 and not multilabel:
         return torch.sigmoid(logits[:, 0]).mean(0).numpy()
     probs = torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)
     probs = probs.mean(0).numpy()
@@ -82,11 +85,21 @@ def _curves(scores: np.ndarray, labels: np.ndarray, names: list[str], n_bins: in
     )
     roc = []
     for name, s, y in columns:
+        s, y = s[y >= 0], y[y >= 0]  # multi-label: known labels only (NaN and -1 fail this)
         if 0 < int(np.sum(y)) < len(y):  # a curve needs both outcomes
             fpr, tpr, _ = roc_curve(s, y)
             roc.append({"class": name, "fpr": fpr.tolist(), "tpr": tpr.tolist(),
                         "auroc": float(auroc(s, y))})  # fmt: skip
-    bins = calibration_bins(scores, labels, n_bins)
+    if labels.ndim == 2:  # multi-label: each finding on its known cases
+        known = [labels[:, k] >= 0 for k in range(labels.shape[1])]
+        bins = [
+            calibration_bins(scores[m, k], labels[m, k], n_bins)[0]
+            for k, m in enumerate(known)
+            if m.any()
+        ]
+        names = [n for n, m in zip(names, known) if m.any()]
+    else:
+        bins = calibration_bins(scores, labels, n_bins)
     bin_names = (
         [names[1]] if scores.ndim == 1 else ["top class"] if labels.ndim == 1 else list(names)
     )
@@ -104,7 +117,7 @@ def evaluate_classification(
     preset: Any,
     *,
     class_names: Sequence[str] | None = None,
-    threshold: float | None = None,
+    threshold: float | Sequence[float] | Mapping[str, float] | None = None,
     n_bins: int = 10,
     n_resamples: int = 2000,
     confidence: float = 0.95,
@@ -120,12 +133,16 @@ def evaluate_classification(
 
     Args:
         model: a classifier ``(N, C, ...) -> (N, K)`` logits (``mt.models.create_classifier``).
-        records: dicts with ``image``, ``label`` (class index, or a list of 0/1 for
-            multi-label) and ``case_id`` (the only identifier the report keeps).
+        records: dicts with ``image``, ``label`` (class index, or for multi-label findings a
+            list of 1/0, NaN or -1 meaning not known: skipped by the metrics of that finding)
+            and ``case_id`` (the only identifier the report keeps).
         preset: the ``(train, eval)`` pair of a classification preset, as in training.
-        class_names: names of all classes, e.g. ``["no lesion", "lesion"]``.
+        class_names: names of all classes, e.g. ``["no lesion", "lesion"]`` (multi-label: the
+            findings, default ``model.class_names`` when the model has them).
         threshold: decision threshold for binary/multi-label tasks (None: 0.5; argmax for
-            multi-class). Choose it on validation data, not on these cases.
+            multi-class); multi-label also one per finding or ``{finding: number}``. Choose
+            it on validation data (:func:`~medtransfer.evaluation.choose_thresholds`), not on
+            these cases.
         n_bins: calibration bins.
         n_resamples, confidence, seed: bootstrap over cases.
         history: the training History (or a dict of per-epoch lists) for the HTML curves.
@@ -176,24 +193,27 @@ def evaluate_classification(
             with torch.no_grad():
                 out = model(batch.to(device))
             out = out[0] if isinstance(out, (list, tuple)) else out
-            all_scores.append(
-                _probabilities(out.detach().float().cpu(), isinstance(label, list), cid)
-            )
+            multilabel = isinstance(label, list) or bool(getattr(model, "multilabel", False))
+            all_scores.append(_probabilities(out.detach().float().cpu(), multilabel, cid))
             all_labels.append(label)
     finally:
         model.train(was_training)
     scores, labels = np.stack(all_scores), np.asarray(all_labels)
     binary = scores.ndim == 1
+    multilabel = labels.ndim == 2
+    if class_names is None and multilabel:
+        class_names = getattr(model, "class_names", None)
     names = _names(class_names, 1 if binary else scores.shape[1], binary)
+    cut = resolve_thresholds(threshold, names) if multilabel else threshold
     acc = ClassificationAccumulator(
-        threshold=threshold, n_bins=n_bins, class_names=None if binary else names
+        threshold=cut, n_bins=n_bins, class_names=None if binary else names
     )
     acc.update(scores, labels, case_ids=ids)
     summary = []
     for key, est in acc.summary(n_resamples, confidence, seed).items():
         metric, _, cls = key.partition("/")
         summary.append({"metric": metric, "class": cls or "all", **est.as_dict()})
-    cut = 0.5 if threshold is None else threshold
+    cut = 0.5 if cut is None else cut
     cases = []
     for cid, s, y in zip(ids, scores, labels):
         row: dict[str, Any] = {"case_id": cid, "label": y.tolist(), **ood_rows.get(cid, {})}
@@ -206,9 +226,13 @@ def evaluate_classification(
             )
         cases.append(row)
     warn_flagged(ood_rows)
+    findings: dict[str, Any] = {}
+    if multilabel:  # one threshold per finding, and the finding's label counts
+        threshold = dict(zip(names, np.asarray(cut).tolist()))
+        findings = {"multilabel": True, "label_counts": label_counts(labels, names)}
     metadata = run_metadata(
         model, preset, len(ids), task="classification", class_names=names, threshold=threshold,
-        n_bins=n_bins, n_resamples=n_resamples, confidence=confidence, seed=seed,
+        n_bins=n_bins, n_resamples=n_resamples, confidence=confidence, seed=seed, **findings,
     )  # fmt: skip
     return Report(
         "classification",
