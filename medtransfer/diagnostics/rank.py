@@ -187,8 +187,13 @@ def rank_encoders(
 
 
 def candidate_eval_transform(candidate: Any, preset: Any, encoder: Any) -> Any:
-    """The eval pipeline for ``encoder``: a pair's second item, or a preset callable called with
-    the encoder's input spec (and the candidate's context and dimensions)."""
+    """The eval pipeline for ``encoder``: a pair's second item, an eval ``Compose`` itself, or a
+    preset callable called with the encoder's input spec (and the candidate's context and
+    dimensions)."""
+    from monai.transforms import Compose
+
+    if isinstance(preset, Compose):
+        return preset
     if isinstance(candidate, Candidate):
         holder = type("_Model", (), {"encoder": encoder})()
         return candidate.preset(preset, holder)[1]
