@@ -394,8 +394,6 @@ def _piecewise_linear(x: torch.Tensor, source: np.ndarray, target: np.ndarray) -
     flat = width <= 1e-9 * (source[-1] - source[0])  # tied percentiles: a segment of no width
     slopes = np.where(flat, 0.0, np.diff(target) / np.where(flat, 1.0, width))
     as_tensor = lambda a: torch.as_tensor(a, dtype=x.dtype, device=x.device)  # noqa: E731
-    segment = torch.bucketize(
-        x.contiguous(), as_tensor(source[1:-1]), right=True
-    )  # 0 .. len(source) - 2
+    segment = torch.bucketize(x.contiguous(), as_tensor(source[1:-1]), right=True)  # 0..n-2
     start, start_value = as_tensor(source)[segment], as_tensor(target)[segment]
     return start_value + as_tensor(slopes)[segment] * (x - start)
