@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from medtransfer.data import manifest_findings as mf
 from medtransfer.data.manifest_labels import map_labels
 from medtransfer.errors import InputPathError, ManifestError
 
@@ -74,6 +75,9 @@ def load_manifest(
     check_files: bool = True,
     label_key: str | None = None,
     class_names: Sequence[str] | None = None,
+    findings: Sequence[str] | None = None,
+    uncertain: str = "ignore",
+    missing: str = "ignore",
 ) -> list[dict[str, Any]]:
     """Read a dataset manifest into a list of dict records with absolute, checked paths.
 
@@ -103,6 +107,13 @@ def load_manifest(
             error naming the row; label paths (segmentation) stay paths.
         class_names: names of classes 0, 1, ... (e.g. ``["benign", "malignant"]``): a label
             equal to a name becomes its index; integer labels must lie in ``0..K-1``.
+        findings: multi-label columns, e.g. ``["opacity", "effusion"]``, each holding 1, 0,
+            -1 (uncertain) or nothing: ``"label"`` becomes a list of floats in this order, NaN
+            where not known (see :mod:`~medtransfer.data.manifest_findings`). Not with
+            ``label_key``/``class_names``.
+        uncertain: what -1 becomes: ``"ignore"`` (NaN, skipped by loss and metrics),
+            ``"positive"`` (1) or ``"negative"`` (0).
+        missing: what an empty cell becomes: ``"ignore"`` (NaN) or ``"negative"`` (0).
 
     Returns:
         The records, in manifest order (MSD: training then test).
@@ -123,6 +134,9 @@ def load_manifest(
         >>> _ = (folder / "findings.csv").write_text("image,finding\\nct_1.nii.gz,malignant\\n")
         >>> load_manifest(folder / "findings.csv", label_key="finding", class_names=["benign", "malignant"])[0]["label"]
         1
+        >>> _ = (folder / "cxr.csv").write_text("image,opacity,effusion\\nct_1.nii.gz,1,-1\\n")
+        >>> load_manifest(folder / "cxr.csv", findings=["opacity", "effusion"])[0]["label"]
+        [1.0, nan]
     """
     manifest = Path(path).expanduser()
     if not manifest.exists():
@@ -142,7 +156,15 @@ def load_manifest(
             "use a .csv/.tsv file, a .json list of records or an MSD dataset.json."
         )
     label_problems: list[str] = []
-    if label_key is not None or class_names is not None:
+    if findings is not None:
+        entries, label_problems = mf.findings_labels(
+            manifest, entries, findings, uncertain, missing
+        )
+        if label_key is not None or class_names is not None:
+            raise ManifestError(
+                "findings= replaces label_key=/class_names=; give one or the other."
+            )
+    elif label_key is not None or class_names is not None:
         key = _label_column(manifest, entries, label_key or "label")
         names = _class_names(manifest, class_names)
         entries, label_problems = map_labels(entries, key, names, _looks_like_path)

@@ -57,6 +57,8 @@ def create_classifier(
     *,
     dropout: float = 0.2,
     pooling: str = "avg",
+    multilabel: bool = False,
+    class_names: Sequence[str] | None = None,
     seed: int | None = None,
     **encoder_kwargs: Any,
 ) -> Classifier:
@@ -64,12 +66,13 @@ def create_classifier(
 
     Args:
         encoder_name: any timm CNN (``mt.encoders.list_encoders()``).
-        num_classes: logits (1 for binary with a sigmoid).
+        num_classes: logits (1 for binary with a sigmoid; multi-label: one per finding).
         weights: "imagenet" (offline-first resolution), a weight file, or None (random init).
         in_channels: 1 for CT/MR/X-ray, ``2k+1`` for 2.5D (neighbouring slices as channels).
         spatial_dims: 2, or 3 for volumes (the 2D encoder is converted).
         conversion: 3D conversion, "inflate" (default for 3D) or "acs".
-        dropout, pooling: see :class:`Classifier`.
+        dropout, pooling, multilabel, class_names: see :class:`Classifier` (``multilabel=True``
+            for K independent findings, e.g. ``class_names=["opacity", "effusion"]``).
         seed: seed for every randomly initialised weight (head; the encoder too when
             ``weights=None``), so two models built with one seed are identical; the global RNG
             state is left as it was. None uses the global RNG.
@@ -85,7 +88,14 @@ def create_classifier(
         encoder = _encoder(
             encoder_name, weights, in_channels, spatial_dims, conversion, encoder_kwargs
         )
-        return Classifier(encoder, num_classes, dropout=dropout, pooling=pooling)
+        return Classifier(
+            encoder,
+            num_classes,
+            dropout=dropout,
+            pooling=pooling,
+            multilabel=multilabel,
+            class_names=class_names,
+        )
 
 
 def create_segmenter(

@@ -103,6 +103,8 @@ def _samples(items: list[Any]) -> list[Any]:
     for item in _flatten(items):
         if isinstance(item, dict):
             item = {k: _plain(v) for k, v in item.items() if k in BATCH_KEYS}
+            if isinstance(item.get("label"), (list, tuple)):  # multi-label: one (K,) vector
+                item["label"] = torch.tensor(item["label"], dtype=torch.float32)
         out.append(item)
     return out
 

@@ -6,7 +6,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from typing import Any
 
 import torch
@@ -19,6 +19,7 @@ from medtransfer.training.data_loading import CACHES, LOADERS, EpochLoaders
 from medtransfer.training.distributed import DistContext, sum_across, unwrap
 from medtransfer.training.history import History
 from medtransfer.training.loop import LoopState, Runtime, train_epoch, validate
+from medtransfer.training.losses import positive_weights
 from medtransfer.training.metrics import TaskMetric, resolve_metric
 from medtransfer.training.optim import build_runtime, wrap_model
 from medtransfer.training.progress import Progress
@@ -26,7 +27,7 @@ from medtransfer.training.resume import restore_training_state, training_state
 from medtransfer.training.run_dir import RunDirectory, environment_info
 from medtransfer.training.settings import TrainSettings, build_loaders
 from medtransfer.training.strategies import Strategy, as_strategy, count_parameters
-from medtransfer.training.task import TASKS, resolve_task
+from medtransfer.training.task import TASKS, resolve_findings, resolve_task
 
 __all__ = ["TASKS", "FineTuner"]
 
@@ -48,6 +49,13 @@ class FineTuner:
         schedule, warmup: see :func:`~medtransfer.training.schedules.make_schedule`.
         metric: selection metric, "auto" (Dice / AUROC / accuracy), a name or a callable.
         class_weights: per-class loss weights.
+        multilabel: K independent findings (masked BCE, macro AUROC, per-finding validation
+            AUROC ``auroc/<finding>``); None (default) reads ``model.multilabel``. Labels are
+            vectors of 1, 0, or NaN / -1 (not known: masked).
+        pos_weight: multi-label: positive weight per finding in the BCE; "auto" (default):
+            negatives / positives of each finding in the training records, capped to
+            [1/10, 10] (:func:`~medtransfer.training.losses.positive_weights`; 1 each when
+            ``train`` is a Dataset or DataLoader); None: 1 each; or a list.
         device: "auto" (CUDA if available), "cpu", "cuda", "cuda:1"...
         amp: "auto" (bf16 where supported else fp16 with a GradScaler, on CUDA only), True,
             False, "bf16" or "fp16".
@@ -93,6 +101,8 @@ class FineTuner:
         warmup: float | int = 0.05,
         metric: str | Callable | TaskMetric = "auto",
         class_weights: Sequence[float] | None = None,
+        multilabel: bool | None = None,
+        pos_weight: Sequence[float] | str | None = "auto",
         device: str = "auto",
         amp: str | bool = "auto",
         channels_last: str | bool = "auto",
@@ -133,15 +143,20 @@ class FineTuner:
             problems.append(f"cache={cache!r} must be one of {CACHES}")
         if loader not in LOADERS:
             problems.append(f"loader={loader!r} must be one of {LOADERS}")
+        if isinstance(pos_weight, str) and pos_weight != "auto":
+            problems.append(f"pos_weight={pos_weight!r} must be 'auto', None or a list")
         if problems:
             raise ConfigError("Invalid FineTuner arguments: " + "; ".join(problems) + ".")
+        findings = resolve_findings(model, multilabel, task)
         self.model = model
         self.strategy = as_strategy(strategy)
         num_outputs = getattr(model, "num_classes", None)
-        self.metric = resolve_metric(metric, task, num_outputs)
+        self.metric = resolve_metric(metric, task, num_outputs, findings is not None)
         # built once: the runtime, loaders and lr_find read these, never the FineTuner itself
         self.settings = TrainSettings(
-            task=task, num_outputs=num_outputs, lr=float(lr), loss=loss, optimizer=optimizer,
+            task=task, num_outputs=num_outputs, findings=findings,
+            pos_weight=pos_weight if isinstance(pos_weight, str | None) else tuple(pos_weight),
+            lr=float(lr), loss=loss, optimizer=optimizer,
             weight_decay=weight_decay, schedule=schedule, warmup=warmup,
             class_weights=class_weights, device=device, amp=amp, channels_last=channels_last,
             compile=compile, grad_accum=grad_accum, clip_grad=clip_grad, seed=seed,
@@ -151,6 +166,7 @@ class FineTuner:
             roi_size=tuple(roi_size) if roi_size is not None else None,
             sw_batch_size=sw_batch_size, val_every=val_every, checkpoint_every=checkpoint_every,
         )  # fmt: skip
+        self._pos_weight = self.settings.pos_weight  # "auto": resolved by fit() from train
         self.progress = Progress(progress)  # validates the mode early
         self._progress_mode = progress
         self.run_dir_arg = run_dir
@@ -173,6 +189,7 @@ class FineTuner:
             model=type(self.model).__name__,
             strategy=repr(self.strategy),
             metric=self.metric.name,
+            pos_weight=self._pos_weight,
             trainable_parameters=trainable,
             total_parameters=total,
             fit=fit_args,
@@ -191,9 +208,18 @@ class FineTuner:
             self.strategy.setup(self.model)
             self._prepared = True
 
-    def _build_runtime(self, ctx: DistContext, total_steps: int) -> Runtime:
+    def _build_runtime(self, ctx: DistContext, total_steps: int, train: Any = None) -> Runtime:
         self._prepare()
-        return build_runtime(self.model, self.strategy, self.settings, ctx, total_steps)
+        settings = self.settings
+        if settings.findings is not None and settings.pos_weight == "auto":
+            records = isinstance(train, list) and train and isinstance(train[0], dict)
+            if records:  # from the training labels; validate() reuses the last fit's weights
+                self._pos_weight = tuple(positive_weights(train))
+            weights = self._pos_weight if self._pos_weight != "auto" else None
+            settings = replace(settings, pos_weight=weights)
+        else:
+            self._pos_weight = settings.pos_weight
+        return build_runtime(self.model, self.strategy, settings, ctx, total_steps)
 
     def _loaders(self, data: Any, transform: Any, train: bool, ctx: DistContext) -> EpochLoaders:
         cache_dir = None  # cache="disk" without a cache_dir: run_dir/cache
@@ -271,7 +297,7 @@ class FineTuner:
         per_epoch = math.ceil(len(train_loaders) / settings.grad_accum)
         epochs = epochs if epochs is not None else math.ceil(steps / per_epoch)
         total_steps = steps if steps is not None else epochs * per_epoch
-        rt = self._build_runtime(ctx, total_steps)
+        rt = self._build_runtime(ctx, total_steps, train)
         self.progress = Progress(self._progress_mode, enabled=ctx.is_main)
         if cleaned:
             self.progress.message(cleaned)
@@ -365,8 +391,9 @@ class FineTuner:
     def _validate(self, rt: Runtime, loaders: EpochLoaders) -> dict[str, float]:
         s = self.settings
         return validate(
-            rt, loaders, self.metric, s.task, roi_size=s.roi_size, sw_batch_size=s.sw_batch_size
-        )
+            rt, loaders, self.metric, s.task, roi_size=s.roi_size, sw_batch_size=s.sw_batch_size,
+            findings=s.findings,
+        )  # fmt: skip
 
     def load_best(self) -> nn.Module:
         """Load the best checkpoint's weights into ``self.model`` and return it."""

@@ -35,6 +35,8 @@ class CheckLabelAgainstImaged(MapTransform):
     must have the image's spatial shape and affine and hold integers ``0..num_classes-1``.
     Classification: the label must be a class value ``0..num_classes-1`` (or a multi-hot vector
     of ``num_classes`` zeros and ones). A single-logit model (``num_classes=1``) has classes 0, 1.
+    A multi-label model (``multilabel=True``) needs a vector of ``num_classes`` findings, each
+    1, 0, or NaN / -1 (not known: masked by the loss).
 
     Args:
         task: "segmentation" or "classification".
@@ -42,6 +44,7 @@ class CheckLabelAgainstImaged(MapTransform):
         image_key, label_key: record keys.
         geometry: compare shape and affine with the image (segmentation; needs loaded,
             channel-first tensors). False checks the label's values only.
+        multilabel: classification with K independent findings (see above).
 
     Raises:
         ConfigError: naming the case id, both files and the mismatch.
@@ -65,9 +68,12 @@ class CheckLabelAgainstImaged(MapTransform):
         image_key: str = "image",
         label_key: str = "label",
         geometry: bool = True,
+        multilabel: bool = False,
     ) -> None:
         super().__init__([label_key], allow_missing_keys=True)
         self.task, self.image_key, self.label_key = task, image_key, label_key
+        self.multilabel = multilabel
+        self.findings = None if num_classes is None else int(num_classes)
         self.num_classes = None if num_classes is None else max(int(num_classes), 2)
         self.geometry = geometry
 
@@ -76,7 +82,9 @@ class CheckLabelAgainstImaged(MapTransform):
             return data  # a record without a label (inference): nothing to check
         case = str(data.get("case_id", "(no case_id)"))
         label = data[self.label_key]
-        if self.task == "classification":
+        if self.task == "classification" and self.multilabel:
+            _check_findings(label, case, self.findings)
+        elif self.task == "classification":
             _check_class_value(label, case, self.num_classes)
         elif isinstance(label, (torch.Tensor, np.ndarray)):
             image = data.get(self.image_key)
@@ -88,7 +96,12 @@ class CheckLabelAgainstImaged(MapTransform):
 
 
 def with_label_check(
-    transform: Any, task: str, num_classes: int | None, keys: tuple[str, str] = ("image", "label")
+    transform: Any,
+    task: str,
+    num_classes: int | None,
+    keys: tuple[str, str] = ("image", "label"),
+    *,
+    multilabel: bool = False,
 ) -> Compose:
     """``transform`` with a :class:`CheckLabelAgainstImaged` right after its loader.
 
@@ -110,7 +123,9 @@ def with_label_check(
             if isinstance(step, LoadVolumed) and set(keys) <= set(step.keys):
                 at, geometry = i + 1, True
                 break
-    check = CheckLabelAgainstImaged(task, num_classes, *keys, geometry=geometry)
+    check = CheckLabelAgainstImaged(
+        task, num_classes, *keys, geometry=geometry, multilabel=multilabel
+    )
     if transform is None:
         return Compose([check])
     if not isinstance(transform, Compose):
@@ -178,6 +193,30 @@ def _check_label_values(label: Any, case: str, num_classes: int | None, where: s
             f"(0..{num_classes - 1}, 0 = background). {where} Fix the label map, or create the "
             f"model with num_classes={high + 1}."
         )
+
+
+def _check_findings(label: Any, case: str, findings: int | None) -> None:
+    size = "" if findings is None else f"{findings} "
+    hint = (
+        f"case {case!r}: label {label!r} is not a vector of {size}findings (each 1, 0, or NaN / "
+        "-1: not known). Load the manifest with findings=[...] (data.findings in a config), "
+        "one column per finding of the model."
+    )
+    if isinstance(label, (str, bytes)) or label is None:
+        raise ConfigError(hint)
+    try:
+        values = np.asarray(
+            label.detach().cpu() if isinstance(label, torch.Tensor) else label, dtype=np.float64
+        )
+    except (TypeError, ValueError):
+        raise ConfigError(hint) from None
+    known = values[~np.isnan(values)] if values.ndim == 1 else values
+    if (
+        values.ndim != 1
+        or (findings is not None and values.size != findings)
+        or not np.isin(known, (0, 1, -1)).all()
+    ):
+        raise ConfigError(hint)
 
 
 def _check_class_value(label: Any, case: str, num_classes: int | None) -> None:

@@ -19,7 +19,7 @@ from torch import nn
 from medtransfer.errors import ModelError
 from medtransfer.training.data_loading import EpochLoaders, split_batch
 from medtransfer.training.distributed import DistContext, gather_objects, sum_across, unwrap
-from medtransfer.training.metrics import TaskMetric, accuracy, auroc
+from medtransfer.training.metrics import TaskMetric, accuracy, auroc, multilabel_auroc
 from medtransfer.training.progress import Progress
 
 __all__ = ["LoopState", "Runtime", "train_epoch", "validate"]
@@ -185,8 +185,12 @@ def validate(
     *,
     roi_size: tuple[int, ...] | None = None,
     sw_batch_size: int = 4,
+    findings: tuple[str, ...] | None = None,
 ) -> dict[str, float]:
     """Validation loss and metrics over all ranks' shards (identical to a single-process pass).
+
+    ``findings`` (the names of a multi-label model's outputs) makes the targets ``(N, K)``
+    vectors: AUROC per finding (``"auroc/<finding>"``) and their macro mean ``"auroc"``.
 
     Returns:
         ``{"val_loss": ..., metric.name: ..., "accuracy"/"auroc" (classification)}``.
@@ -217,7 +221,8 @@ def validate(
             count += n
             if task == "classification":
                 logits_all.append(logits.cpu())
-                targets_all.append(target.cpu().reshape(n, -1)[:, 0])
+                flat = target.cpu().reshape(n, -1)
+                targets_all.append(flat if findings is not None else flat[:, 0])
             if metric.per_case:
                 scores = torch.as_tensor(metric.fn(logits, target)).float().cpu()
                 per_case.extend(scores.reshape(n, -1).tolist())
@@ -235,8 +240,13 @@ def validate(
         if len(order_all) == len(targets):
             sort = torch.argsort(order_all)
             logits, targets = logits[sort], targets[sort]
-        results["accuracy"] = float(accuracy(logits, targets).mean())
-        if logits.shape[1] <= 2:
+        if findings is not None:  # multi-label: AUROC per finding, macro mean
+            per_label = multilabel_auroc(logits, targets, average=None)
+            results["auroc"] = multilabel_auroc(logits, targets)
+            results.update({f"auroc/{name}": v for name, v in zip(findings, per_label)})
+        else:
+            results["accuracy"] = float(accuracy(logits, targets).mean())
+        if logits.shape[1] <= 2 and findings is None:
             results["auroc"] = auroc(logits, targets)
         if not metric.per_case:
             results[metric.name] = float(metric.fn(logits, targets))

@@ -3,7 +3,9 @@
 A :class:`TaskMetric` turns a batch's logits and targets into per-case scores (``per_case=True``,
 e.g. Dice, with the evaluation's empty-mask policy: averaged over cases, NaN ignored) or, for
 ranking metrics such as AUROC, is computed once on the logits of the whole validation set. Any callable ``(logits, target) -> (N,) or (N, C)``
-scores can be passed as ``metric=`` and is treated as a per-case metric to maximise.
+scores can be passed as ``metric=`` and is treated as a per-case metric to maximise. Multi-label
+findings are selected on :func:`multilabel_auroc` (macro mean over findings, unknown labels
+skipped).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ import torch
 
 from medtransfer.errors import ConfigError
 
-__all__ = ["TaskMetric", "accuracy", "auroc", "dice_per_case", "resolve_metric"]
+__all__ = [
+    "TaskMetric",
+    "accuracy",
+    "auroc",
+    "dice_per_case",
+    "multilabel_auroc",
+    "resolve_metric",
+]
 
 
 def dice_per_case(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -76,6 +85,38 @@ def auroc(logits: torch.Tensor, target: torch.Tensor) -> float:
     return float(compute_roc_auc(probs, target))
 
 
+def multilabel_auroc(
+    logits: torch.Tensor, target: torch.Tensor, average: str | None = "macro"
+) -> float | list[float]:
+    """AUROC of each finding on its known cases (target NaN or -1: skipped), or their mean.
+
+    Args:
+        logits: (N, K) logits (or probabilities: the ranking is the same).
+        target: (N, K) 1, 0, or NaN / -1.
+        average: ``"macro"`` (mean over findings with both outcomes; NaN when none has) or
+            None (a list, NaN where a finding lacks positives or negatives).
+
+    Example:
+        >>> import torch
+        >>> logits = torch.tensor([[2.0, 0.1], [-1.0, 0.9], [0.5, 0.3], [-2.0, 0.2]])
+        >>> target = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, float("nan")], [0.0, 0.0]])
+        >>> multilabel_auroc(logits, target, average=None), multilabel_auroc(logits, target)
+        ([1.0, 1.0], 1.0)
+    """
+    from medtransfer.evaluation.metrics.ranking import binary_auroc
+
+    scores = logits.detach().float().cpu().reshape(logits.shape[0], -1).numpy()
+    labels = target.detach().float().cpu().reshape(scores.shape).numpy()
+    values = []
+    for k in range(scores.shape[1]):
+        known = labels[:, k] >= 0  # NaN compares False
+        values.append(binary_auroc(scores[known, k], labels[known, k]))
+    if average is None:
+        return values
+    finite = [v for v in values if v == v]
+    return sum(finite) / len(finite) if finite else float("nan")
+
+
 def accuracy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-case correctness (1.0 / 0.0) of the predicted class.
 
@@ -107,27 +148,36 @@ _NAMED = {
     "accuracy": TaskMetric("accuracy", accuracy),
     "auroc": TaskMetric("auroc", auroc, per_case=False),
 }
+_MULTILABEL = {"auroc": TaskMetric("auroc", multilabel_auroc, per_case=False)}
 
 
-def resolve_metric(metric: str | Callable | TaskMetric, task: str, num_outputs: int | None):
+def resolve_metric(
+    metric: str | Callable | TaskMetric,
+    task: str,
+    num_outputs: int | None,
+    multilabel: bool = False,
+):
     """The selection metric for ``metric=`` ("auto", a name, a callable or a TaskMetric).
 
     "auto" is Dice for segmentation, AUROC for binary classification (one or two logits) and
-    accuracy for more classes.
+    accuracy for more classes; macro AUROC over the findings of a multi-label model.
 
     Example:
         >>> resolve_metric("auto", "classification", 2).name
         'auroc'
+        >>> resolve_metric("auto", "classification", 3, multilabel=True).fn.__name__
+        'multilabel_auroc'
     """
     if isinstance(metric, TaskMetric):
         return metric
     if callable(metric):
         return TaskMetric(getattr(metric, "__name__", "metric"), metric)
+    named = _MULTILABEL if multilabel and task == "classification" else _NAMED
     if metric == "auto":
         if task == "segmentation":
             metric = "dice"
         else:
-            metric = "auroc" if num_outputs in (1, 2) else "accuracy"
-    if metric not in _NAMED:
-        raise ConfigError(f"metric={metric!r} is not one of {('auto', *_NAMED)} or a callable.")
-    return _NAMED[metric]
+            metric = "auroc" if num_outputs in (1, 2) or multilabel else "accuracy"
+    if metric not in named:
+        raise ConfigError(f"metric={metric!r} is not one of {('auto', *named)} or a callable.")
+    return named[metric]

@@ -147,11 +147,14 @@ def build_runtime(
     )
     loss_fn = settings.loss
     if not callable(loss_fn):
+        pos_weight = settings.pos_weight
         loss_fn = make_loss(
             settings.task,
             loss_fn,
             num_outputs=settings.num_outputs,
             class_weights=settings.class_weights,
+            multilabel=settings.findings is not None,
+            pos_weight=None if isinstance(pos_weight, str) else pos_weight,
         )
     if isinstance(loss_fn, nn.Module):
         loss_fn = loss_fn.to(device)

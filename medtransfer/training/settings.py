@@ -35,6 +35,8 @@ class TrainSettings:
 
     task: str
     num_outputs: int | None = None
+    findings: tuple[str, ...] | None = None  # names of a multi-label model's outputs
+    pos_weight: Sequence[float] | str | None = "auto"  # multi-label BCE; "auto": from train
     lr: float = 1e-3
     loss: str | Callable = "auto"
     optimizer: str | Callable = "adamw"
@@ -77,7 +79,10 @@ def build_loaders(
     so a bad record fails here. ``cache_dir`` replaces ``settings.cache_dir`` when that is None.
     """
     if not isinstance(data, (Dataset, DataLoader)):
-        transform = with_label_check(transform, settings.task, settings.num_outputs)
+        multilabel = settings.findings is not None
+        transform = with_label_check(
+            transform, settings.task, settings.num_outputs, multilabel=multilabel
+        )
     batch = settings.batch_size if train else val_batch_size(transform, settings.val_batch_size)
     with medtransfer_errors():
         return EpochLoaders(
