@@ -216,7 +216,8 @@ def evaluate_classification(
     cut = 0.5 if cut is None else cut
     cases = []
     for cid, s, y in zip(ids, scores, labels):
-        row: dict[str, Any] = {"case_id": cid, "label": y.tolist(), **ood_rows.get(cid, {})}
+        label = [int(v) if v >= 0 else None for v in y] if multilabel else y.tolist()
+        row: dict[str, Any] = {"case_id": cid, "label": label, **ood_rows.get(cid, {})}
         if binary:
             row.update(score=float(s), prediction=int(s >= cut))
         else:

@@ -91,6 +91,9 @@ def _cards(report: Report) -> str:
     post = {(r["metric"], r.get("class")): r for r in report.summary}
     if report.task == "segmentation":
         rows = [r for r in report.summary if r["metric"] == "dice"]
+    elif report.metadata.get("multilabel"):
+        rows = [r for r in report.summary if r.get("class") in ("macro", "micro")]
+        rows = [r for r in rows if r["metric"] in ("auroc", "auprc")]
     else:
         wanted = ("auroc", "sensitivity", "specificity", "accuracy")
         rows = [r for r in report.summary if r["metric"] in wanted and r.get("class") == "all"]
@@ -139,7 +142,18 @@ def _summary_table(report: Report) -> str:
     metrics = list(dict.fromkeys(r["metric"] for r in report.summary))
     classes = list(dict.fromkeys(r.get("class") for r in report.summary))
     lookup = {(r["metric"], r.get("class")): _estimate_cell(r) for r in report.summary}
-    if report.task == "segmentation":
+    if report.metadata.get("multilabel"):  # one row per finding, then macro and micro
+        counts, cuts = report.metadata.get("label_counts", {}), report.metadata.get("threshold")
+        header = ["finding", "n", "positives", *[metric_label(m) for m in metrics], "threshold"]
+        rows = []
+        for c in classes:
+            n = next((r.get("n") for r in report.summary if r.get("class") == c), "")
+            positives = counts.get(c, {}).get("positive", "")
+            cut = cuts.get(c, "") if isinstance(cuts, dict) else ""
+            name = {"macro": "macro mean", "micro": "micro (pooled)"}.get(str(c), str(c))
+            rows.append([name, str(n), str(positives), *[lookup.get((m, c), "–") for m in metrics],
+                         format_value(cut, digits=3) if cut != "" else ""])  # fmt: skip
+    elif report.task == "segmentation":
         n = {r.get("class"): r.get("n") for r in report.summary if r["metric"] == "dice"}
         header = ["class", "n", *[metric_label(m) for m in metrics]]
         rows = [[str(c), str(n.get(c, "")), *[lookup.get((m, c), "–") for m in metrics]]
@@ -197,7 +211,25 @@ def _cases_table(report: Report) -> str:
 _SHORT = {"dice": "Dice", "dice_post": "Dice PP", "hd95": "HD95 mm", "nsd": "NSD"}
 
 
+def _findings_cases(report: Report) -> str:
+    """Multi-label: one column per finding, ``P / true label``; red where the call is wrong."""
+    names = [str(n) for n in report.metadata.get("class_names") or []]
+    rows = []
+    for r in report.cases:
+        labels, calls = r.get("label") or [], r.get("prediction") or []
+        cells: list[Any] = [str(r["case_id"])]
+        for k, name in enumerate(names):
+            truth = labels[k] if k < len(labels) else None
+            wrong = truth is not None and k < len(calls) and calls[k] != truth
+            text = f"{_plain(r.get(f'score/{name}'))} / {_plain(truth)}"
+            cells.append((text, "low" if wrong else ""))
+        rows.append(cells)
+    return _table(["case", *[f"P({n}) / true" for n in names]], rows)
+
+
 def _classification_cases(report: Report) -> str:
+    if report.metadata.get("multilabel"):
+        return _findings_cases(report)
     names = [str(n) for n in report.metadata.get("class_names") or []]
 
     def name(value: Any) -> str:
@@ -343,6 +375,9 @@ def render_html(report: Report) -> str:
         parts.append('<p class="small">Dice PP: Dice after post-processing; NSD: surface Dice. '
                      "Red cells: Dice below 0.5. (best/median/worst) marks the cases shown "
                      "above. All metrics of every case are in the CSV (Report.to_csv).</p>")  # fmt: skip
+    elif report.metadata.get("multilabel"):
+        parts.append('<p class="small">Probability of each finding / true label (– not known); '
+                     "red cells: wrong calls at the finding's threshold.</p>")  # fmt: skip
     else:
         cut = report.metadata.get("threshold")
         parts.append('<p class="small">Red cells: wrong predictions (threshold '

@@ -66,6 +66,18 @@ def methods_items(report: Report) -> list[str]:
             "axial slice with the largest reference area; display window "
             f"{_window(meta.get('display_window'))}.",
         ]
+    elif meta.get("multilabel"):
+        items = [
+            "Findings: each is its own binary task, on the cases where its label is known "
+            "(uncertain or missing labels are left out of that finding's numbers; n per finding).",
+            "AUROC and AUPRC (average precision) per finding; macro: the mean over findings; "
+            "micro: all known (case, finding) pairs pooled.",
+            "Sensitivity and specificity at each finding's threshold (see the summary table; "
+            "chosen on validation data, or 0.5).",
+            f"Calibration: expected calibration error over {meta.get('n_bins', 10)} equal-width "
+            "probability bins per finding (biased upwards with few cases).",
+            _ci_sentence(meta),
+        ]
     else:
         threshold = meta.get("threshold")
         items = [

@@ -183,10 +183,14 @@ class Report:
         Segmentation gives Dice per class, with the post-processed Dice beside it when the
         evaluation post-processed the predictions:
         ``Dice liver 0.87 (95% CI 0.84–0.90), n=12; post-processed 0.60 (95% CI ...), n=12``.
+        Multi-label findings give AUROC per finding, then its macro and micro averages:
+        ``AUROC opacity 0.91 (95% CI 0.85–0.96), n=38``.
         """
         first = "dice" if self.task == "segmentation" else None
         rows = [r for r in self.summary if first is None or r["metric"] == first]
-        if self.task == "classification":
+        if self.task == "classification" and self.metadata.get("multilabel"):
+            rows = [r for r in self.summary if r["metric"] == "auroc"]  # findings, macro, micro
+        elif self.task == "classification":
             wanted = ("auroc", "sensitivity", "specificity", "accuracy")
             rows = [r for r in self.summary if r["metric"] in wanted and r.get("class") == "all"]
         post = {r.get("class"): r for r in self.summary if r["metric"] == f"{first}_post"}
