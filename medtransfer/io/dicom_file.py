@@ -18,12 +18,13 @@ from medtransfer.io.dicom_geometry import (
 )
 from medtransfer.io.dicom_guard import reading
 from medtransfer.io.dicom_header import SliceHeader, read_header
-from medtransfer.io.dicom_intensity import check_rescale, to_physical
+from medtransfer.io.dicom_intensity import check_rescale, presentation_inverted, to_physical
 from medtransfer.io.dicom_pixels import (
     check_pixel_header,
     decode_dataset_frames,
     read_stored_frames,
 )
+from medtransfer.io.dicom_voi import VoiPolicy, displayed_values
 from medtransfer.io.dicom_volume import check_resample_budget, resample_slices, series_meta
 from medtransfer.io.image import make_image
 
@@ -118,7 +119,7 @@ def _physical(stored: np.ndarray, header: SliceHeader, dtype: Any) -> np.ndarray
         volume,
         slope=header.rescale_slope,
         intercept=header.rescale_intercept,
-        monochrome1=header.photometric == "MONOCHROME1",
+        monochrome1=presentation_inverted(header),
         bits_stored=header.bits_stored,
         signed=header.pixel_representation == 1,
     )
@@ -163,12 +164,37 @@ def _flat_affine(header: SliceHeader, step: float) -> np.ndarray:
     return LPS_TO_RAS @ lps
 
 
+def _flat_spacing_meta(header: SliceHeader) -> dict[str, Any]:
+    """Where the pixel size of a file without per-frame geometry comes from, in words."""
+    notes = []
+    if header.position is None or header.orientation is None:
+        notes.append(
+            "no patient position/orientation: axes as stored (x = columns left to right, "
+            "y = rows top to bottom), spacing in mm"
+        )
+    if header.spacing_field == "ImagerPixelSpacing":
+        notes.append(
+            "pixel spacing from ImagerPixelSpacing: measured at the detector plane, not corrected "
+            "for geometric magnification (objects in the patient are smaller)"
+        )
+    elif not header.spacing_field:
+        notes.append(
+            "no PixelSpacing or ImagerPixelSpacing: 1 pixel = 1 mm assumed (spacing unknown)"
+        )
+    return {
+        "spacing_known": bool(header.spacing_field),
+        "spacing_source": header.spacing_field or "none",
+        "geometry_notes": notes,
+    }
+
+
 def load_dicom_file(
     path: Path,
     *,
     dtype: Any = np.float32,
     nonuniform: NonUniformPolicy = "error",
     gantry_tilt: TiltPolicy = "warn",
+    voi: VoiPolicy = "auto",
 ):
     """Load a single DICOM file as a MetaTensor.
 
@@ -178,17 +204,22 @@ def load_dicom_file(
       like a series of files;
     - legacy multi-frame without per-frame positions: frames stacked along the third axis with
       SpacingBetweenSlices (else SliceThickness, else 1 mm) as the step.
-    Colour images keep RGB as a last axis (``meta["original_channel_dim"] == -1``).
+    Colour images keep RGB as a last axis (``meta["original_channel_dim"] == -1``). A
+    single-frame grayscale image goes through its Modality LUT Sequence when it has one, and its
+    VOI LUT or window under ``voi`` (see :mod:`medtransfer.io.dicom_voi`); MONOCHROME1 and
+    PresentationLUTShape INVERSE invert it.
 
     Every failure names the file: a :class:`DicomError` for a damaged header, pixel data that
     disagrees with it, impossible geometry or scaling, or a declared size over the memory budget.
     """
     with reading(path):
-        return _load_dicom_file(path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt)
+        return _load_dicom_file(
+            path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt, voi=voi
+        )
 
 
 def _load_dicom_file(
-    path: Path, *, dtype: Any, nonuniform: NonUniformPolicy, gantry_tilt: TiltPolicy
+    path: Path, *, dtype: Any, nonuniform: NonUniformPolicy, gantry_tilt: TiltPolicy, voi: VoiPolicy
 ):
     import pydicom
 
@@ -207,6 +238,7 @@ def _load_dicom_file(
     check_pixel_header(header, itemsize)  # sizes first: nothing allocated, no loop over frames
     meta = series_meta(header)
     meta["monochrome1_inverted"] = header.photometric == "MONOCHROME1"
+    meta["inverted"] = presentation_inverted(header)
     if header.is_enhanced:
         ds = pydicom.dcmread(path)
         frames, rescale = _enhanced_frames(ds, header)
@@ -222,7 +254,7 @@ def _load_dicom_file(
                 volume[k],
                 slope=rescale[f, 0],
                 intercept=rescale[f, 1],
-                monochrome1=header.photometric == "MONOCHROME1",
+                monochrome1=presentation_inverted(header),
                 bits_stored=header.bits_stored,
                 signed=header.pixel_representation == 1,
             )
@@ -254,12 +286,14 @@ def _load_dicom_file(
             slice_step=step,
             step_field=step_field,
         )
-        volume = _physical(read_stored_frames(header), header, dtype)
+        stored = read_stored_frames(header)
+        shown = None
+        if stored.shape[0] == 1 and header.samples_per_pixel == 1:
+            shown, display = displayed_values(stored[0], header, dtype=dtype, voi=voi)
+            meta.update(display)
+        volume = _physical(stored, header, dtype) if shown is None else shown[None]
         affine = _flat_affine(header, abs(step))
-        if header.position is None or header.orientation is None:
-            meta["geometry_notes"] = [
-                "no patient position/orientation: axes as stored, spacing in mm"
-            ]
+        meta.update(_flat_spacing_meta(header))
     colour = volume.ndim == 4
     if volume.shape[0] == 1:  # a single frame is a 2D image
         volume = volume[0]

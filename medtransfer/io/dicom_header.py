@@ -80,6 +80,8 @@ class SliceHeader:
     frame_offsets: tuple[float, ...] | None = None  # GridFrameOffsetVector (RT dose grids)
     planar_configuration: int = 0  # colour data: 0 = RGBRGB..., 1 = RR..GG..BB
     file_size: int = 0  # bytes, from the fstat of the header read (0: unknown)
+    presentation_lut_shape: str = ""  # "INVERSE" inverts like MONOCHROME1 (radiographs)
+    spacing_field: str = ""  # "PixelSpacing", "ImagerPixelSpacing" (detector plane) or ""
 
     @property
     def has_pixels(self) -> bool:
@@ -133,6 +135,7 @@ _TAGS: dict[str, tuple[int, str]] = {
     "DoseGridScaling": (0x3004000E, "DS"),
     "GridFrameOffsetVector": (0x3004000C, "DS"),
     "StudyDate": (0x00080020, "DA"),
+    "PresentationLUTShape": (0x20500020, "CS"),
 }
 _MISSING = object()
 
@@ -327,6 +330,11 @@ def _header(ds: Any, path: Path, size: int, *, marked: bool, head: bytes) -> Sli
         slope = _float(ds, "DoseGridScaling", 1.0)
     # 0 is read as 1 frame; negative or not a number (-1) is refused before pixels are read
     frames = _int(ds, "NumberOfFrames", 1, invalid=-1) or 1
+    pixel_spacing = _floats(ds, "PixelSpacing", 2)
+    imager_spacing = None if pixel_spacing else _floats(ds, "ImagerPixelSpacing", 2)
+    spacing_field = (
+        "PixelSpacing" if pixel_spacing else "ImagerPixelSpacing" if imager_spacing else ""
+    )
     return SliceHeader(
         path=path,
         sop_uid=_text(ds, "SOPInstanceUID"),
@@ -341,7 +349,7 @@ def _header(ds: Any, path: Path, size: int, *, marked: bool, head: bytes) -> Sli
         frames=frames,
         position=_floats(ds, "ImagePositionPatient", 3),
         orientation=_floats(ds, "ImageOrientationPatient", 6),
-        pixel_spacing=_floats(ds, "PixelSpacing", 2) or _floats(ds, "ImagerPixelSpacing", 2),
+        pixel_spacing=pixel_spacing or imager_spacing,
         slice_thickness=_float(ds, "SliceThickness"),
         spacing_between_slices=_float(ds, "SpacingBetweenSlices"),
         rescale_slope=1.0 if slope is None else slope,
@@ -361,6 +369,8 @@ def _header(ds: Any, path: Path, size: int, *, marked: bool, head: bytes) -> Sli
         frame_offsets=_floats(ds, "GridFrameOffsetVector", max(frames, 1), strict=False),
         planar_configuration=_int(ds, "PlanarConfiguration", 0) or 0,
         file_size=size,
+        presentation_lut_shape=_text(ds, "PresentationLUTShape").strip().upper(),
+        spacing_field=spacing_field,
     )
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from medtransfer.errors import DicomError
 
-__all__ = ["check_rescale", "invert_monochrome1", "to_physical"]
+__all__ = ["check_rescale", "invert_monochrome1", "presentation_inverted", "to_physical"]
 
 
 def check_rescale(slope: float, intercept: float, *, source: object) -> None:
@@ -35,6 +36,21 @@ def check_rescale(slope: float, intercept: float, *, source: object) -> None:
         f"{source}: {problem}, so stored values cannot be turned into physical ones (HU). The "
         "header is damaged: re-export the file, or remove it from the series."
     )
+
+
+def presentation_inverted(header: Any) -> bool:
+    """Whether low values are displayed white: MONOCHROME1, or PresentationLUTShape INVERSE.
+
+    One inversion either way: the DX IOD requires INVERSE with MONOCHROME1 to describe the same
+    inversion (PS3.3 C.8.11.7), so the two never cancel out.
+
+    Example:
+        >>> from types import SimpleNamespace as H
+        >>> presentation_inverted(H(photometric="MONOCHROME2", presentation_lut_shape="INVERSE"))
+        True
+    """
+    shape = getattr(header, "presentation_lut_shape", "")
+    return header.photometric == "MONOCHROME1" or shape == "INVERSE"
 
 
 def invert_monochrome1(stored: np.ndarray, bits_stored: int, signed: bool) -> np.ndarray:

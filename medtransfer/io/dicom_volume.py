@@ -16,7 +16,7 @@ from medtransfer.io.dicom_geometry import (
     plan_volume,
 )
 from medtransfer.io.dicom_header import SliceHeader
-from medtransfer.io.dicom_intensity import check_rescale, to_physical
+from medtransfer.io.dicom_intensity import check_rescale, presentation_inverted, to_physical
 from medtransfer.io.dicom_pixels import check_pixel_header, read_stored_frames
 from medtransfer.io.image import make_image
 from medtransfer.io.limits import check_memory_budget
@@ -149,7 +149,7 @@ def load_series_files(
             volume[k],
             slope=header.rescale_slope,
             intercept=header.rescale_intercept,
-            monochrome1=header.photometric == "MONOCHROME1",
+            monochrome1=presentation_inverted(header),
             bits_stored=header.bits_stored,
             signed=header.pixel_representation == 1,
         )
@@ -170,6 +170,7 @@ def load_series_files(
             "geometry_notes": list(geometry.notes),
             "gantry_tilt_degrees": geometry.tilt_degrees,
             "monochrome1_inverted": first.photometric == "MONOCHROME1",
+            "inverted": presentation_inverted(first),
         }
     )
     return make_image(

@@ -24,7 +24,7 @@ class ImageInfo:
 
     Attributes:
         path: the file.
-        format: ``"nifti"`` or ``"dicom"``.
+        format: ``"nifti"``, ``"dicom"``, ``"png"``, ``"jpeg"`` or ``"tiff"``.
         modality: DICOM Modality (``None`` for NIfTI).
         shape: spatial shape as ``load`` returns it (channels last for colour).
         affine: 4x4 voxel-to-RAS+ millimetres, equal to ``load(path).affine``.
@@ -63,9 +63,11 @@ class ImageInfo:
 
 
 def image_info(path: str | os.PathLike[str]) -> ImageInfo:
-    """Read the grid of a NIfTI (or MGH) file or single DICOM file from its header.
+    """Read the grid of a NIfTI (or MGH) file, a single DICOM file or a PNG/JPEG/TIFF image.
 
-    Multi-frame DICOM (whose geometry needs every frame's position) is loaded in full.
+    Multi-frame DICOM (whose geometry needs every frame's position) is loaded in full, and so
+    is a colour PNG/JPEG/TIFF (one whose three channels are equal loads as grayscale). A raster
+    image has the identity affine (1 mm pixels assumed; see :mod:`medtransfer.io.raster`).
 
     Example:
         >>> import medtransfer as mt, numpy as np, tempfile, pathlib
@@ -80,9 +82,16 @@ def image_info(path: str | os.PathLike[str]) -> ImageInfo:
 
     path = Path(path)
     if not path.is_file():
-        raise InputPathError(f"Not found or not a file: {path}. Pass a NIfTI or DICOM file.")
+        raise InputPathError(
+            f"Not found or not a file: {path}. Pass a NIfTI, DICOM, PNG, JPEG or TIFF file."
+        )
     if is_nifti_path(path):
         return _nifti_info(path)
+    from medtransfer.io.raster import raster_format, raster_header
+
+    if raster_format(path) is not None:
+        fmt, shape, stored = raster_header(path)
+        return ImageInfo(path, fmt, None, shape, np.eye(4), stored)
     return _dicom_info(path)
 
 

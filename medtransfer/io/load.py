@@ -1,9 +1,10 @@
-"""``load``: one entry point for NIfTI files, DICOM folders and single DICOM files."""
+"""``load``: one entry point for NIfTI files, DICOM folders and files, PNG, JPEG and TIFF images."""
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,8 +14,10 @@ from medtransfer.errors import ConfigError, DataWarning, DicomError, InputPathEr
 from medtransfer.io.dicom_file import load_dicom_file
 from medtransfer.io.dicom_geometry import NonUniformPolicy, TiltPolicy
 from medtransfer.io.dicom_header import SliceHeader
+from medtransfer.io.dicom_voi import VoiPolicy, check_voi_policy
 from medtransfer.io.dicom_volume import load_series_files
 from medtransfer.io.nifti import is_nifti_path, load_nifti
+from medtransfer.io.raster import load_raster, raster_format
 from medtransfer.io.series_discovery import (
     ScanResult,
     describe_series,
@@ -105,18 +108,26 @@ def load(
     nonuniform: NonUniformPolicy = "error",
     gantry_tilt: TiltPolicy = "warn",
     on_unreadable: UnreadablePolicy = "error",
+    voi: VoiPolicy = "auto",
+    spacing: float | Sequence[float] | None = None,
 ):
-    """Load a NIfTI file, a DICOM series folder or a single DICOM file as a MetaTensor.
+    """Load a NIfTI file, a DICOM series folder, a DICOM file or a PNG/JPEG/TIFF image.
 
     The result is channel-less and spatial, indexed (i, j, k) like nibabel, with ``.affine``
     mapping voxels to RAS+ millimetres (nibabel's affine for NIfTI; DICOM's LPS converted) and
     ``meta["spacing"]`` in mm. DICOM slices are ordered by position along the slice normal
     (never by file name or InstanceNumber), the slice step comes from positions (never from
-    SliceThickness), RescaleSlope/Intercept are applied (HU for CT) and MONOCHROME1 is inverted.
+    SliceThickness), RescaleSlope/Intercept are applied (HU for CT) and MONOCHROME1 (or
+    PresentationLUTShape INVERSE) is inverted.
+
+    A 2D image (one DICOM frame, a PNG) is ``(x, y)``: x along columns, y along rows, as stored.
+    PNG, JPEG and TIFF carry no pixel size: 1 mm is assumed (``meta["spacing_known"]`` False)
+    unless ``spacing`` gives it; see :mod:`medtransfer.io.raster`.
 
     Args:
         path: ``.nii``/``.nii.gz`` file, folder holding a DICOM series (searched recursively),
-            or one DICOM file (2D, or multi-frame).
+            one DICOM file (2D, or multi-frame), or a ``.png``/``.jpg``/``.jpeg``/``.tif``/
+            ``.tiff`` image (also recognised by its first bytes when it has no suffix).
         series_uid: which series to load when the folder holds several.
         select: ``"largest"`` picks the series with most frames instead of raising when the
             folder holds several image series and no ``series_uid`` is given.
@@ -130,12 +141,20 @@ def load(
             read (empty, truncated, damaged header) raises by default, since the volume could
             silently miss that slice; ``"warn"`` skips it with a
             :class:`~medtransfer.errors.DataWarning` that names it.
+        voi: the VOI LUT or window of a single-frame grayscale DICOM image: ``"auto"``
+            (default) applies it to projection radiographs (CR, DX, MG, IO, PX, RG), whose VOI
+            is the rendering a reader sees and PNG exports bake in; ``"always"`` to any image
+            that carries one; ``"none"`` never. ``meta["voi"]`` says what was done; see
+            :mod:`medtransfer.io.dicom_voi`.
+        spacing: pixel size in mm of a PNG/JPEG/TIFF image (one number, or ``(x, y)``); those
+            formats carry none. Refused for DICOM and NIfTI, which carry their own.
 
     Raises:
         InputPathError: the path does not exist, or is neither a regular file nor a folder
             (a FIFO, a device).
-        NiftiError, DicomError: the file cannot be read or decoded; its header disagrees with
-            its pixel data; impossible geometry or scaling (PixelSpacing 0, RescaleSlope NaN...);
+        NiftiError, DicomError, RasterError: the file cannot be read or decoded; its header
+            disagrees with its pixel data; impossible geometry or scaling (PixelSpacing 0,
+            RescaleSlope NaN, WindowWidth 0...);
             declared sizes beyond the file or the memory budget; unreadable slices.
         SeriesError: several series and none chosen; missing/duplicate slices; mixed sizes or
             orientations; positions that do not form one stack.
@@ -163,12 +182,23 @@ def load(
             f"{path} is not a regular file or a folder (a FIFO, a device or a socket), so it is "
             "not read. Pass a .nii/.nii.gz file, a DICOM file, or a folder of DICOM files."
         )
-    if is_file and is_nifti_path(path):
+    check_voi_policy(voi)
+    nifti = is_file and is_nifti_path(path)
+    if is_file and not nifti and raster_format(path) is not None:
+        return load_raster(path, spacing=spacing, dtype=dtype)
+    if spacing is not None:
+        raise ConfigError(
+            f"spacing= is for PNG, JPEG and TIFF images, which carry no pixel size; {path} is "
+            "DICOM or NIfTI and carries its own. Leave spacing out (or resample it afterwards)."
+        )
+    if nifti:
         return load_nifti(path, dtype=dtype)
     if dtype is None:
         dtype = np.float32
     if is_file:
-        return load_dicom_file(path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt)
+        return load_dicom_file(
+            path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt, voi=voi
+        )
     scan = scan_folder(path)
     if scan.unreadable and not scan.series:
         names = name_files([u.path for u in scan.unreadable], path)
@@ -178,9 +208,11 @@ def load(
         )
     uid, headers = choose_series(path, scan, series_uid, select)
     _handle_unreadable(path, scan, uid, headers, on_unreadable)
-    if len(headers) == 1 and (headers[0].frames > 1 or headers[0].is_enhanced):
+    only = headers[0]
+    flat = only.position is None or only.orientation is None  # a radiograph: one 2D image
+    if len(headers) == 1 and (only.frames > 1 or only.is_enhanced or flat):
         return load_dicom_file(
-            headers[0].path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt
+            only.path, dtype=dtype, nonuniform=nonuniform, gantry_tilt=gantry_tilt, voi=voi
         )
     return load_series_files(
         headers,

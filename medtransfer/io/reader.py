@@ -12,21 +12,23 @@ from monai.data.image_reader import ImageReader
 
 from medtransfer.io.load import load
 from medtransfer.io.nifti import is_nifti_path
+from medtransfer.io.raster import RASTER_SUFFIXES
 
 __all__ = ["MedTransferReader"]
 
-_DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+_SUFFIXES = (".dcm", ".dicom", ".ima", *RASTER_SUFFIXES)
 
 
 class MedTransferReader(ImageReader):
     """MONAI reader backed by :func:`medtransfer.io.load` (same ordering, checks and affine).
 
-    Accepts NIfTI files, DICOM files and DICOM folders. A list of paths is stacked along a new
+    Accepts NIfTI files, DICOM files and folders, and PNG/JPEG/TIFF images (a colour image keeps
+    its channels last, ``original_channel_dim = -1``). A list of paths is stacked along a new
     first (channel) axis, as MONAI's own readers do; their geometry must agree.
 
     Args:
         **load_kwargs: passed to :func:`medtransfer.io.load` (``select``, ``nonuniform``,
-            ``on_unreadable``, ...). ``MedTransferReader(on_unreadable="warn")`` skips damaged
+            ``on_unreadable``, ``voi``, ``spacing``, ...). ``MedTransferReader(on_unreadable="warn")`` skips damaged
             slices with a :class:`~medtransfer.errors.DataWarning` instead of failing the case.
 
     Example:
@@ -44,7 +46,7 @@ class MedTransferReader(ImageReader):
     ) -> bool:
         names = [filename] if isinstance(filename, str | os.PathLike) else list(filename)
         return all(
-            is_nifti_path(n) or str(n).lower().endswith(_DICOM_SUFFIXES) or Path(n).is_dir()
+            is_nifti_path(n) or str(n).lower().endswith(_SUFFIXES) or Path(n).is_dir()
             for n in names
         )
 

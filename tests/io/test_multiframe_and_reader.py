@@ -58,4 +58,4 @@ def test_reader_stacks_several_files_as_channels(tmp_path):
     data, meta = reader.get_data(reader.read([tmp_path / "t1", tmp_path / "t2"]))
     assert data.shape == (2, 6, 6, 3) and meta["original_channel_dim"] == 0
     assert reader.verify_suffix("x.nii.gz") and reader.verify_suffix(["a.dcm", "b.nii"])
-    assert not reader.verify_suffix("photo.png")
+    assert reader.verify_suffix("photo.png") and not reader.verify_suffix("photo.gif")
