@@ -32,6 +32,7 @@ from medtransfer.evaluation.bootstrap import (
 )
 from medtransfer.evaluation.evaluate.classification import evaluate_classification
 from medtransfer.evaluation.evaluate.segmentation import evaluate_segmentation
+from medtransfer.evaluation.inference.classify import classify
 from medtransfer.evaluation.inference.embedding import case_embedding, embed_records
 from medtransfer.evaluation.inference.ood import OODDetector, OutOfDistributionWarning
 from medtransfer.evaluation.inference.postprocess import (
@@ -85,6 +86,7 @@ __all__ = [
     "calibration_bins",
     "case_embedding",
     "choose_thresholds",
+    "classify",
     "classification_metrics",
     "confusion_matrix",
     "dice",

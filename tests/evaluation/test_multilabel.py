@@ -143,3 +143,22 @@ def test_report_has_one_row_per_finding_and_the_averages(tmp_path):
         assert text in html
     again = mt.evaluation.Report.from_json(report.to_json(tmp_path / "r.json"))
     assert [r["class"] for r in again.summary if r["metric"] == "auroc"][-2:] == ["macro", "micro"]
+
+
+def test_thresholds_chosen_on_a_validation_report_and_classify_without_labels():
+    records = mt.data.synthetic.phantoms(8, task="classification", shape=(16, 16, 4))
+    preset = mt.transforms.presets.ct("classification", roi_size=(16, 16, 4))
+    for i, record in enumerate(records):
+        record["label"] = [i % 2, (i // 2) % 2, (i // 4) % 2]
+    val = evaluate_classification(_Findings(), records, preset, n_resamples=1, progress=False)
+    cuts = choose_thresholds(val)
+    scores = np.array([[row[f"score/{n}"] for n in NAMES] for row in val.cases])
+    labels = np.array([row["label"] for row in val.cases], dtype=float)
+    assert cuts == dict(zip(NAMES, choose_thresholds(scores, labels).tolist()))
+    rows = mt.evaluation.classify(_Findings(), records, preset, threshold=cuts, device="cpu")
+    assert [r["case_id"] for r in rows] == [r["case_id"] for r in records]
+    for row, case in zip(rows, val.cases):
+        assert [row[f"score/{n}"] for n in NAMES] == pytest.approx(
+            [case[f"score/{n}"] for n in NAMES]
+        )
+        assert row["prediction"] == [int(row[f"score/{n}"] >= cuts[n]) for n in NAMES]

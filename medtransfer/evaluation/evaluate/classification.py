@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medtransfer.errors import ConfigError, ModelError
+from medtransfer.errors import ConfigError
 from medtransfer.evaluation.accumulators.classification import ClassificationAccumulator
 from medtransfer.evaluation.evaluate.ood_cases import ood_score, warn_flagged
 from medtransfer.evaluation.evaluate.records import (
@@ -24,6 +24,7 @@ from medtransfer.evaluation.evaluate.records import (
     eval_pipeline,
     run_metadata,
 )
+from medtransfer.evaluation.inference.classify import probabilities
 from medtransfer.evaluation.inference.ood import case_embedding
 from medtransfer.evaluation.metrics.calibration import calibration_bins
 from medtransfer.evaluation.metrics.multilabel import label_counts, resolve_thresholds
@@ -46,20 +47,6 @@ def _label(value: Any, case_id: str) -> int | list[int | float]:
     if array.ndim == 1:  # multi-label: 1/0 stay ints, NaN / -1 (not known) stay floats
         return [int(v) if v in (0, 1) else float(v) for v in array.astype(float)]
     return int(array)
-
-
-def _probabilities(logits: torch.Tensor, multilabel: bool, case_id: str) -> np.ndarray:
-    """(slices, K) logits -> one case's scores: () binary, (K,) otherwise."""
-    if logits.ndim != 2:
-        raise ModelError(
-            f"case {case_id!r}: the model returned shape {tuple(logits.shape)}; a classifier "
-            "returns (N, num_classes) logits."
-        )
-    if logits.shape[1] == 1 and not multilabel:
-        return torch.sigmoid(logits[:, 0]).mean(0).numpy()
-    probs = torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)
-    probs = probs.mean(0).numpy()
-    return probs[1] if probs.shape[0] == 2 and not multilabel else probs
 
 
 def _names(class_names: Sequence[str] | None, k: int, binary: bool) -> list[str]:
@@ -194,7 +181,7 @@ def evaluate_classification(
                 out = model(batch.to(device))
             out = out[0] if isinstance(out, (list, tuple)) else out
             multilabel = isinstance(label, list) or bool(getattr(model, "multilabel", False))
-            all_scores.append(_probabilities(out.detach().float().cpu(), multilabel, cid))
+            all_scores.append(probabilities(out.detach().float().cpu(), multilabel, cid))
             all_labels.append(label)
     finally:
         model.train(was_training)

@@ -144,13 +144,36 @@ def _column_threshold(s: np.ndarray, y: np.ndarray, method: str, target: float) 
     return float(cuts[int(reached[0])])  # the highest threshold that reaches the target
 
 
+def _report_scores(report: Any) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    """Per-case scores and labels of a classification Report: (N, K) findings or (N, 1) binary."""
+    names = list(report.metadata.get("class_names") or [])
+    rows = report.cases
+    if report.metadata.get("multilabel"):
+        scores = [[row[f"score/{n}"] for n in names] for row in rows]
+        labels = [[np.nan if v is None else v for v in row["label"]] for row in rows]
+        return np.asarray(scores, float), np.asarray(labels, float), names
+    if not rows or "score" not in rows[0]:
+        raise ConfigError(
+            "choose_thresholds(report): the report is not of a binary or multi-label "
+            "classification (several classes are decided by argmax)."
+        )
+    scores = [[row["score"]] for row in rows]
+    return np.asarray(scores, float), np.asarray([[row["label"]] for row in rows], float), None
+
+
 def choose_thresholds(
-    scores: Any, labels: Any, method: str = "youden", *, target_sensitivity: float = 0.9
-) -> np.ndarray:
+    scores: Any,
+    labels: Any = None,
+    method: str = "youden",
+    *,
+    target_sensitivity: float = 0.9,
+) -> Any:
     """Choose one threshold per label on validation data (known labels only).
 
     Args:
-        scores: (N, K) probabilities.
+        scores: (N, K) probabilities; or the :class:`~medtransfer.evaluation.Report` of
+            ``evaluate_classification`` on the validation cases (then ``labels`` is None and
+            the result is ``{finding: threshold}``, or one float for a binary task).
         labels: (N, K) 1, 0, or NaN / -1 (not known).
         method: ``"youden"`` (maximise sensitivity + specificity - 1; the highest of tied
             thresholds) or ``"sensitivity"`` (the highest threshold whose sensitivity reaches
@@ -159,7 +182,8 @@ def choose_thresholds(
 
     Returns:
         (K,) thresholds (decide positive when ``score >= threshold``); 0.5 for a label whose
-        known validation cases lack positives (or, for Youden, negatives).
+        known validation cases lack positives (or, for Youden, negatives). A Report gives
+        ``{finding: threshold}`` (multi-label) or a float (binary).
 
     Example:
         >>> s = [[0.9, 0.8], [0.6, 0.3], [0.4, 0.7], [0.2, 0.1]]
@@ -169,6 +193,10 @@ def choose_thresholds(
         >>> choose_thresholds(s, y, "sensitivity", target_sensitivity=0.5).tolist()
         [0.9, 0.8]
     """
+    if labels is None and hasattr(scores, "cases"):  # a validation Report
+        s, y, names = _report_scores(scores)
+        cuts = choose_thresholds(s, y, method, target_sensitivity=target_sensitivity)
+        return dict(zip(names, cuts.tolist())) if names is not None else float(cuts[0])
     if method not in THRESHOLD_METHODS:
         raise ConfigError(f"method={method!r} is not one of {THRESHOLD_METHODS}.")
     if not 0 < target_sensitivity <= 1:
