@@ -1,4 +1,4 @@
-"""medtransfer.io: DICOM and NIfTI reading and writing that never returns a wrong volume.
+"""medtransfer.io: DICOM, NIfTI and PNG/JPEG/TIFF reading and writing that never returns a wrong volume.
 
 Names are imported on first use, so header-only work (``list_series``, ``medtransfer inspect``)
 does not pay for importing MONAI and torch, which ``load`` needs for its ``MetaTensor``.
