@@ -76,6 +76,7 @@ _MODEL_FIELDS = (
     ("preprocessing.spatial_dims", lambda c: c.preprocessing.spatial_dims),
     ("model.in_channels", lambda c: c.derived_in_channels()),
     ("data.class_names", lambda c: c.data.class_names),
+    ("data.findings", lambda c: c.data.findings),
     ("model.num_classes", lambda c: c.model.num_classes),
     ("model.conversion", lambda c: c.model.conversion),
     ("model.decoder_channels", lambda c: c.model.decoder_channels),

@@ -161,10 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing report there")
     _add_set(p)
 
-    p = command("predict", _lazy("predict_command"), "segment images with a trained checkpoint")
+    p = command(
+        "predict",
+        _lazy("predict_command"),
+        "segment images (masks) or classify them (predictions.csv) with a trained checkpoint",
+    )
     p.add_argument("--checkpoint", type=Path, required=True, help="checkpoints/best.pt of a run")
-    p.add_argument("--input", type=Path, nargs="+", required=True, help="NIfTI files/DICOM series")
-    p.add_argument("--output", type=Path, required=True, help="folder for the masks")
+    p.add_argument(
+        "--input", type=Path, nargs="+", required=True, help="NIfTI/PNG files, DICOM series"
+    )
+    p.add_argument("--output", type=Path, required=True, help="folder for the masks or the CSV")
     p.add_argument("--format", choices=("nifti", "dicom-seg"), default="nifti")
     p.add_argument("--config", type=Path, help="run config (default: the run's run_config.yaml)")
     p.add_argument(

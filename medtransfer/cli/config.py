@@ -108,6 +108,7 @@ class RunConfig(_Section):
                     f"{model.num_classes} does not fit data.class_names "
                     f"({len(names)} names): expected {expected}"
                 )
+        problems.update(self._findings_problems())
         if names is not None and self.data.task == "segmentation":
             problems.update(self._postprocess_class_problems(names))
             problems.update(_segment_code_problems(self.output.segment_codes, names))
@@ -115,6 +116,36 @@ class RunConfig(_Section):
             problems["output.segment_codes"] = "is for data.task='segmentation' (DICOM-SEG)"
         _fail(**problems)
         return self
+
+    def _findings_problems(self) -> dict[str, str]:
+        """Fields whose size or keys must fit ``data.findings`` (or that need findings)."""
+        findings, problems = self.data.findings, {}
+        k = len(findings) if findings else None
+        if k is not None and self.model.num_classes not in (None, k):
+            problems["model.num_classes"] = (
+                f"{self.model.num_classes} does not fit data.findings ({k} findings): expected {k}"
+            )
+        weights = self.training.pos_weight
+        if isinstance(weights, list) and len(weights) != (k or -1):
+            problems["training.pos_weight"] = (
+                f"needs one weight per finding of data.findings ({k})"
+                if k
+                else "a list is for data.findings (multi-label); use auto or null"
+            )
+        cut = self.evaluation.threshold
+        if isinstance(cut, dict):
+            unknown = sorted(set(cut) - set(findings or []))
+            if unknown:
+                problems["evaluation.threshold"] = (
+                    f"{shorten(unknown)} are not findings; findings: "
+                    f"{', '.join(findings) if findings else 'none (set data.findings)'}"
+                )
+        elif isinstance(cut, str) and not findings and len(self.data.class_names or ()) > 2:
+            problems["evaluation.threshold"] = (
+                f"{cut} chooses a threshold for binary tasks or findings; several classes are "
+                "decided by argmax"
+            )
+        return problems
 
     def _postprocess_class_problems(self, names: list[str]) -> dict[str, str]:
         """Classes named in ``evaluation.postprocess`` that are not foreground classes."""
@@ -159,7 +190,10 @@ class RunConfig(_Section):
         return self.model.in_channels or self.preprocessing.channels()
 
     def num_classes(self, default_names: list[str] | None = None) -> int:
-        """Model outputs: explicit, else from the class names (segmentation adds background)."""
+        """Model outputs: explicit, else from the class names (segmentation adds background) or
+        the findings (one output each)."""
+        if self.data.findings is not None:
+            return len(self.data.findings)
         if self.model.num_classes is not None and default_names is None:
             return self.model.num_classes
         names = self.data.class_names or default_names
@@ -224,6 +258,8 @@ class RunConfig(_Section):
                 kwargs["decoder_channels"] = m.decoder_channels
         else:
             kwargs.update(dropout=m.dropout, pooling=m.pooling)
+            if self.data.findings is not None:
+                kwargs.update(multilabel=True, class_names=list(self.data.findings))
         return kwargs
 
     def finetuner_kwargs(self) -> dict[str, Any]:
@@ -233,6 +269,8 @@ class RunConfig(_Section):
                  "num_workers", "cache", "cache_dir", "val_every", "checkpoint_every", "seed",
                  "deterministic", "batch_size")  # fmt: skip
         kwargs = {name: getattr(t, name) for name in names}
+        if self.data.findings is not None:
+            kwargs["pos_weight"] = t.pos_weight
         roi = self.preprocessing.roi_size if self.preprocessing.spatial_dims == 3 else None
         return {**kwargs, "task": self.data.task, "run_dir": self.output.run_dir, "roi_size": roi}
 
@@ -256,10 +294,13 @@ class RunConfig(_Section):
         """Label arguments of ``mt.data.load_manifest`` (``label_key``, ``class_names``).
 
         Classification passes both (class names become indices 0, 1, ...; every row needs a
-        label). Segmentation class names are foreground labels 1, 2, ..., not manifest values,
-        so only a label column other than ``label`` is passed (its paths are then resolved).
+        label), or ``findings`` with the ``uncertain`` and ``missing`` policies (multi-label).
+        Segmentation class names are foreground labels 1, 2, ..., not manifest values, so only
+        a label column other than ``label`` is passed (its paths are then resolved).
         """
         d = self.data
+        if d.findings is not None:
+            return {"findings": list(d.findings), "uncertain": d.uncertain, "missing": d.missing}
         if d.task == "classification":
             kwargs: dict[str, Any] = {"label_key": d.label_key}
             if d.class_names is not None:

@@ -91,7 +91,39 @@ class DataConfig(_Section):
         description="segmentation: foreground classes (label 1, 2, ...); classification: "
         "all classes in label order (default: from dataset.json labels, or class_1...)",
     )
+    findings: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="classification, multi-label: the manifest columns of the findings (1, 0, "
+        "-1 uncertain, empty), one sigmoid output each; instead of label_key/class_names",
+    )
+    uncertain: Literal["ignore", "positive", "negative"] = Field(
+        "ignore", description="findings: -1 is ignored (masked), or read as 1 or 0"
+    )
+    missing: Literal["ignore", "negative"] = Field(
+        "ignore", description="findings: an empty cell is ignored (masked), or read as 0"
+    )
     split: SplitConfig = Field(default_factory=SplitConfig, description="patient-level split")
+
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
+        if self.findings is None:
+            return self
+        problems: dict[str, str] = {}
+        if self.task != "classification":
+            problems["findings"] = "is for task 'classification' (multi-label findings)"
+        if self.class_names is not None:
+            problems["class_names"] = "is not used with findings (the findings name the outputs)"
+        if self.label_key != "label":
+            problems["label_key"] = "is not used with findings (each finding is a column)"
+        reserved = sorted({"macro", "micro", "all", "label"} & set(self.findings))
+        if reserved or len(set(self.findings)) < len(self.findings):
+            problems["findings"] = (
+                f"must be distinct column names other than macro, micro, all and label (got "
+                f"{shorten(self.findings)})"
+            )
+        _fail(**problems)
+        return self
 
 
 class PreprocessingConfig(_Section):
@@ -205,6 +237,11 @@ class TrainingConfig(_Section):
     loss: Literal["auto", "ce", "bce", "focal", "dice", "dice_ce"] = Field(
         "auto", description="auto: dice_ce (segmentation), bce/ce (classification)"
     )
+    pos_weight: Literal["auto"] | list[Annotated[float, Field(gt=0)]] | None = Field(
+        "auto",
+        description="findings: positive weight per finding in the BCE; auto: negatives / "
+        "positives in the training split, capped to [0.1, 10]; null: 1 each",
+    )
     optimizer: Literal["adamw", "sgd"] = Field("adamw", description="optimizer")
     weight_decay: float = Field(1e-4, ge=0, description="not applied to biases and norms")
     schedule: Literal["warmup_cosine", "one_cycle", "constant"] = Field(
@@ -299,7 +336,19 @@ class EvaluationConfig(_Section):
         description="opt-in, per class (null/false: none; true: largest component of every class)",
     )
     tta: bool = Field(False, description="flip test-time augmentation (segmentation)")
-    threshold: float | None = Field(None, ge=0, le=1, description="binary decision threshold")
+    threshold: (
+        Annotated[float, Field(ge=0, le=1)]
+        | dict[str, Annotated[float, Field(ge=0, le=1)]]
+        | Literal["youden", "sensitivity"]
+        | None
+    ) = Field(
+        None,
+        description="decision threshold (binary, findings; null: 0.5): a number, {finding: "
+        "number}, or youden / sensitivity: chosen per finding on the validation split",
+    )
+    target_sensitivity: float = Field(
+        0.9, gt=0, le=1, description="threshold: sensitivity, the sensitivity to reach"
+    )
     n_resamples: int = Field(2000, ge=10, description="bootstrap resamples for the 95% CIs")
 
     @field_validator("postprocess", mode="before")

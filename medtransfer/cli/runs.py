@@ -8,6 +8,7 @@ arguments and maps errors to exit codes.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -44,9 +45,12 @@ def _load(path: Path, overrides: dict[str, Any] | None = None) -> RunConfig:
 
 
 def _class_names(cfg: RunConfig) -> list[str] | None:
-    """``data.class_names``, else the foreground labels of an MSD dataset.json."""
+    """``data.findings`` or ``data.class_names``, else the foreground labels of an MSD
+    dataset.json."""
     import json
 
+    if cfg.data.findings is not None:
+        return list(cfg.data.findings)
     if cfg.data.class_names is not None or cfg.data.manifest.suffix != ".json":
         return cfg.data.class_names
     try:
@@ -182,9 +186,31 @@ def _trained_model(
     return model.eval(), cfg
 
 
+def _threshold(cfg: RunConfig, model: Any, val: list[dict], preset: Any, names) -> Any:
+    """``evaluation.threshold``; youden / sensitivity: chosen per finding on the val split."""
+    from medtransfer.evaluation import choose_thresholds, evaluate_classification
+
+    method = cfg.evaluation.threshold
+    if not isinstance(method, str):
+        return method
+    if not val:
+        raise ConfigError(
+            f"evaluation.threshold={method} chooses thresholds on the validation split, which "
+            "is empty: give data.split.fractions a validation share, or a number."
+        )
+    report = evaluate_classification(
+        model, val, preset, class_names=names, n_resamples=1, device=cfg.training.device,
+        progress=False,
+    )  # fmt: skip
+    cut = choose_thresholds(report, method=method, target_sensitivity=cfg.evaluation.target_sensitivity)  # fmt: skip
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in cut.items()) if isinstance(cut, dict) else f"{cut:.3f}"  # fmt: skip
+    print(f"Thresholds ({method}) chosen on {len(val)} validation cases: {shown}")
+    return cut
+
+
 def _evaluate_report(
     cfg: RunConfig, model: Any, cases: list[dict], names: list[str] | None, records=None,
-    ood: Any = None,
+    ood: Any = None, val: list[dict] | None = None,
 ) -> Any:  # fmt: skip
     from medtransfer.evaluation.evaluate.classification import evaluate_classification
     from medtransfer.evaluation.evaluate.segmentation import evaluate_segmentation
@@ -202,7 +228,8 @@ def _evaluate_report(
             model, cases, preset, class_names=names, postprocess=_postprocess(cfg, names),
             tolerance_mm=e.tolerance_mm, tta=e.tta, **common,
         )  # fmt: skip
-    return evaluate_classification(model, cases, preset, class_names=names, threshold=e.threshold, **common)  # fmt: skip
+    threshold = _threshold(cfg, model, val or [], preset, names)
+    return evaluate_classification(model, cases, preset, class_names=names, threshold=threshold, **common)  # fmt: skip
 
 
 def _postprocess(cfg: RunConfig, names: list[str] | None) -> dict[str, Any] | None:
@@ -295,7 +322,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     print(f"Evaluating {args.checkpoint} on {len(cases)} {noun}")
     out = args.output or args.checkpoint.resolve().parent.parent / "evaluation"
     _refuse_to_replace_reports(out, args.overwrite)  # before the (long) evaluation
-    report = _evaluate_report(cfg, model, cases, names, records, ood_detector(args.checkpoint))
+    report = _evaluate_report(cfg, model, cases, names, records, ood_detector(args.checkpoint), val)
     _add_diagnostics(report, args.checkpoint.resolve().parent.parent)
     make_folder(out)
     paths = [
@@ -309,6 +336,53 @@ def evaluate_command(args: argparse.Namespace) -> int:
     print("\n".join(["", *report.headline(), ""]))
     print("Outputs:\n" + "\n".join(f"  {p}" for p in paths))
     return EXIT_OK
+
+
+def _predict_classes(cfg: RunConfig, args: argparse.Namespace) -> int:
+    """Classification: ``<output>/predictions.csv``, one row per input (probabilities, calls)."""
+    import csv
+
+    import medtransfer as mt
+
+    if args.format != "nifti" or args.adapt:
+        raise ConfigError("predict of a classifier writes predictions.csv: drop --format/--adapt.")
+    missing = [str(p) for p in args.input if not p.exists()]
+    if missing:
+        raise InputPathError(f"Input {missing[0]} does not exist.")
+    names = _class_names(cfg)
+    model, cfg = _trained_model(cfg, names, args.checkpoint)
+    threshold = cfg.evaluation.threshold
+    if isinstance(threshold, str):  # chosen by evaluate on the validation split, if it ran
+        saved = args.checkpoint.resolve().parent.parent / "evaluation" / REPORTS[1]
+        threshold = _saved_threshold(saved)
+    rows = mt.evaluation.classify(
+        model, [str(p) for p in args.input], _preset(cfg, names), class_names=names,
+        threshold=threshold, device=cfg.training.device,
+    )  # fmt: skip
+    for path, row in zip(args.input, rows):
+        row["input"] = str(path)
+        if isinstance(row["prediction"], list):  # findings: one 0/1 column each
+            row.update({f"prediction/{n}": v for n, v in zip(names or [], row.pop("prediction"))})
+    make_folder(args.output)
+    out = args.output / "predictions.csv"
+    columns = ["input", *[k for k in rows[0] if k != "input"]]
+    with mt.io.atomic_path(out) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"{len(rows)} {'image' if len(rows) == 1 else 'images'} classified -> {out.resolve()}")
+    return EXIT_OK
+
+
+def _saved_threshold(report_json: Path) -> Any:
+    """The thresholds ``evaluate`` chose and kept in its report.json, else None (0.5)."""
+    try:
+        threshold = json.loads(report_json.read_text(encoding="utf-8"))["metadata"]["threshold"]
+    except (OSError, ValueError, KeyError, TypeError):
+        print(f"No thresholds chosen yet ({report_json} missing): 0.5; run evaluate first.")
+        return None
+    print(f"Thresholds from {report_json}")
+    return threshold
 
 
 def _add_diagnostics(report: Any, run_dir: Path) -> None:
@@ -330,8 +404,8 @@ def predict_command(args: argparse.Namespace) -> int:
     if not config.is_file():
         raise ConfigError(f"No run config at {config}: pass --config (the training config).")
     cfg = _normalisation_of_run(_load(config), args.checkpoint)
-    if cfg.data.task != "segmentation":
-        raise ConfigError("predict writes masks: data.task must be 'segmentation'.")
+    if cfg.data.task == "classification":
+        return _predict_classes(cfg, args)
     from medtransfer.cli.checks import check_predict_inputs
 
     check_predict_inputs(args.input, args.format)  # before the model and any inference
