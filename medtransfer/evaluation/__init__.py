@@ -32,6 +32,7 @@ from medtransfer.evaluation.bootstrap import (
 )
 from medtransfer.evaluation.evaluate.classification import evaluate_classification
 from medtransfer.evaluation.evaluate.segmentation import evaluate_segmentation
+from medtransfer.evaluation.explain.saliency import saliency
 from medtransfer.evaluation.inference.classify import classify
 from medtransfer.evaluation.inference.embedding import case_embedding, embed_records
 from medtransfer.evaluation.inference.ood import OODDetector, OutOfDistributionWarning
@@ -104,6 +105,7 @@ __all__ = [
     "resolve_device",
     "remove_small_islands",
     "roc_curve",
+    "saliency",
     "sensitivity_specificity",
     "surface_dice",
     "surface_metrics",
