@@ -128,3 +128,16 @@ def test_train_evaluate_predict_findings_from_png_files(tmp_path, capsys):
     assert [row["case_id"] for row in table] == ["c00", "c01"]
     assert {f"score/{n}" for n in FINDINGS} | {f"prediction/{n}" for n in FINDINGS} <= set(table[0])
     assert all(row[f"prediction/{n}"] in ("0", "1") for row in table for n in FINDINGS)
+
+
+@pytest.mark.slow
+def test_the_example_config_runs_on_the_sample_radiographs(tmp_path, capsys):
+    config = Path(__file__).resolve().parents[2] / "configs" / "xray_findings_csv.yaml"
+    run = tmp_path / "run"
+    overrides = ["--set", f"output.run_dir={run}", "--set", "training.epochs=1"]
+    assert main(["train", str(config), *overrides]) == 0
+    assert "28 labelled cases" in capsys.readouterr().out
+    checkpoint = run / "checkpoints" / "best.pt"
+    assert main(["evaluate", str(run / "run_config.yaml"), "--checkpoint", str(checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "AUROC cardiomegaly" in out and "AUROC micro" in out
