@@ -24,6 +24,7 @@ from medtransfer.evaluation.evaluate.records import (
     eval_pipeline,
     run_metadata,
 )
+from medtransfer.evaluation.explain.report_cases import resolve_saliency, saliency_overlays
 from medtransfer.evaluation.inference.classify import probabilities
 from medtransfer.evaluation.inference.ood import case_embedding
 from medtransfer.evaluation.metrics.calibration import calibration_bins
@@ -115,6 +116,8 @@ def evaluate_classification(
     label_key: str = "label",
     progress: bool = True,
     ood: Any = None,
+    saliency: bool | str = False,
+    saliency_cases: int = 2,
 ) -> Report:
     """Evaluate a classifier on labelled records: AUROC, sensitivity, specificity, calibration.
 
@@ -139,6 +142,13 @@ def evaluate_classification(
         ood: an :class:`~medtransfer.evaluation.OODDetector` of the model's training cases:
             each case gets ``ood_score`` and ``out_of_distribution`` columns, and one
             :class:`~medtransfer.evaluation.OutOfDistributionWarning` names the flagged cases.
+        saliency: opt-in saliency maps in the report: True (Grad-CAM), ``"gradcampp"``, or
+            False. For each class (binary: the positive class; multi-label: each finding), the
+            cases of that class the model scored highest and lowest are shown with their
+            :func:`~medtransfer.evaluation.saliency` map (one backward pass per shown case).
+            Needs a model with an encoder (``mt.models.create_classifier``).
+        saliency_cases: cases shown per class: the ``ceil(n/2)`` most and ``floor(n/2)`` least
+            confident.
 
     Returns:
         A :class:`~medtransfer.evaluation.Report` with task ``"classification"``.
@@ -158,6 +168,7 @@ def evaluate_classification(
 
     records = check_records(records, (image_key, label_key))
     ids = case_ids(records)
+    method = resolve_saliency(saliency, saliency_cases, model)
     pipeline = eval_pipeline(preset)
     device = resolve_device(device)
     was_training = model.training
@@ -222,6 +233,12 @@ def evaluate_classification(
         model, preset, len(ids), task="classification", class_names=names, threshold=threshold,
         n_bins=n_bins, n_resamples=n_resamples, confidence=confidence, seed=seed, **findings,
     )  # fmt: skip
+    shown = []  # maps of the shown cases only: one backward pass each
+    if method is not None:
+        shown = saliency_overlays(
+            model, records, ids, scores, labels, names, preset, method=method,
+            n_cases=saliency_cases, device=device, image_key=image_key, progress=progress,
+        )  # fmt: skip
     return Report(
         "classification",
         summary=summary,
@@ -229,4 +246,5 @@ def evaluate_classification(
         metadata=metadata,
         history=history,
         curves=_curves(scores, labels, names, n_bins),
+        saliency=shown,
     )

@@ -3,8 +3,8 @@
 Inline CSS, plots embedded as base64 PNGs, no script, font, stylesheet or link to anything outside
 the file (it opens on an air-gapped workstation and can be attached to an e-mail). Every piece of
 text comes from the report and is escaped. Order: headline numbers with 95% CIs, summary table,
-box plots, extra sections (``Report.add_section``), example overlays (best/median/worst), ROC and
-calibration, training curves, cases, methods, run details.
+box plots, extra sections (``Report.add_section``), example overlays (best/median/worst), saliency
+maps (classification), ROC and calibration, training curves, cases, methods, run details.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from medtransfer.evaluation.report.format import (
     metric_label,
 )
 from medtransfer.evaluation.report.methods import methods_items, run_details
+from medtransfer.evaluation.report.saliency_view import saliency_html
 from medtransfer.evaluation.report.sections import sections_html
 from medtransfer.evaluation.wording import count
 
@@ -359,6 +360,8 @@ def render_html(report: Report) -> str:
             " (before post-processing); one colour per class.</p>",
             _overlays(report),
         ]
+    if report.saliency:
+        parts.append(saliency_html(report))
     if report.curves.get("roc"):
         parts += [
             "<h2>Discrimination and calibration</h2>",

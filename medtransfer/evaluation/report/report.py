@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,9 @@ from medtransfer.evaluation.report.format import (
 from medtransfer.evaluation.report.sections import make_section
 from medtransfer.evaluation.wording import count
 from medtransfer.io import atomic_path
+
+if TYPE_CHECKING:
+    from medtransfer.evaluation.report.saliency_view import SaliencySlice
 
 __all__ = ["OverlaySlice", "Report"]
 
@@ -92,6 +95,8 @@ class Report:
         predictions: ``{case_id: label map}`` when evaluated with ``keep_predictions=True``.
         sections: extra parts of the HTML page, ``{"title", "html", "data"}`` each (see
             :meth:`add_section`), shown after the summary and before the methods.
+        saliency: saliency slices of the most and least confident cases of each class
+            (classification with ``saliency=True``); the JSON keeps their case ids and slices.
 
     Example:
         >>> report = Report(
@@ -115,6 +120,7 @@ class Report:
     overlays: list[OverlaySlice] = field(default_factory=list)
     predictions: dict[str, Any] | None = field(default=None, repr=False)
     sections: list[dict[str, Any]] = field(default_factory=list)
+    saliency: list[SaliencySlice] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.task not in _TASKS:
@@ -237,6 +243,7 @@ class Report:
                 "cases": self.cases,
                 "curves": self.curves,
                 "overlays": [o.as_dict() for o in self.overlays],
+                "saliency": [s.as_dict() for s in self.saliency],
                 "history": history,
                 "sections": self.sections,
             }
