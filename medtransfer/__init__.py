@@ -32,9 +32,12 @@ _SUBPACKAGES = (
     "evaluation",
     "training",
     "diagnostics",
+    "exporting",
 )
+# Functions at the top level, imported on first access: name -> module that defines it.
+_FUNCTIONS = {"export": "medtransfer.exporting"}
 
-__all__ = ["__version__", "errors", *_SUBPACKAGES]
+__all__ = ["__version__", "errors", *_SUBPACKAGES, *_FUNCTIONS]
 
 if TYPE_CHECKING:  # pragma: no cover - static analysers see the real modules
     from medtransfer import (  # noqa: F401
@@ -42,11 +45,13 @@ if TYPE_CHECKING:  # pragma: no cover - static analysers see the real modules
         diagnostics,
         encoders,
         evaluation,
+        exporting,
         io,
         models,
         training,
         transforms,
     )
+    from medtransfer.exporting import export  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
@@ -54,8 +59,12 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f"medtransfer.{name}")
         globals()[name] = module
         return module
+    if name in _FUNCTIONS:
+        function = getattr(importlib.import_module(_FUNCTIONS[name]), name)
+        globals()[name] = function
+        return function
     raise AttributeError(f"module 'medtransfer' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SUBPACKAGES))
+    return sorted(set(globals()) | set(_SUBPACKAGES) | set(_FUNCTIONS))

@@ -21,6 +21,7 @@ __all__ = [
     "DataWarning",
     "DicomError",
     "EncoderError",
+    "ExportError",
     "GeometryWarning",
     "InputPathError",
     "ManifestError",
@@ -91,6 +92,15 @@ class EncoderError(MedTransferError):
 
 class ModelError(MedTransferError):
     """A task model cannot be built or run with the given arguments or input shape."""
+
+
+class ExportError(MedTransferError):
+    """A model cannot be exported as asked (``mt.export``, ``medtransfer export``).
+
+    Raised for an unknown format, a missing exporter package (onnx, onnxscript), a model that
+    cannot be traced, a pipeline step the format cannot express, and an exported file whose
+    outputs differ from the PyTorch model's on the check input.
+    """
 
 
 class CheckpointError(MedTransferError):

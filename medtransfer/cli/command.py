@@ -3,7 +3,8 @@ the commands.
 
 Commands: ``inspect`` (:mod:`.inspect`), ``train``, ``evaluate``, ``predict`` (:mod:`.runs`),
 ``diagnose rank`` and ``train --compare-to-scratch`` (:mod:`.diagnose`),
-``weights list|verify|import|fetch`` (:mod:`.weights`) and ``demo`` (:mod:`.demo`); see
+``export`` (:mod:`.export`), ``weights list|verify|import|fetch`` (:mod:`.weights`) and
+``demo`` (:mod:`.demo`); see
 ``docs/cli.md``. Exit codes (:mod:`.exit_codes`): 0 success, 1 runtime error (a
 :class:`~medtransfer.errors.MedTransferError`, e.g. missing weights or an unreadable file),
 2 usage, config or run-folder error (bad arguments, :class:`~medtransfer.errors.ConfigError`,
@@ -178,6 +179,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("bn", "tent"),
         help="adapt to the input images first, without labels: bn re-estimates batch-norm "
         "statistics (AdaBN); tent adds entropy minimisation of the batch-norm affine parameters",
+    )
+
+    p = command(
+        "export",
+        _lazy("export_command", "export"),
+        "export a checkpoint as ONNX, TorchScript or a MONAI bundle, checked by a round trip",
+    )
+    p.add_argument("checkpoint", type=Path, help="checkpoints/best.pt of a run")
+    p.add_argument("--format", choices=("onnx", "torchscript", "monai-bundle"), default="onnx")
+    p.add_argument("--output", type=Path, required=True, help="file, or the bundle folder")
+    p.add_argument("--config", type=Path, help="run config (default: the run's run_config.yaml)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file or folder")
+    p.add_argument(
+        "--no-verify", dest="verify", action="store_false", help="skip the round-trip check"
     )
 
     diagnose_parser = sub.add_parser("diagnose", help="transfer diagnostics of a run config")
