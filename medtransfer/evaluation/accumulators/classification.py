@@ -221,9 +221,11 @@ class ClassificationAccumulator:
         if _is_multilabel(*arrays):
             known = np.sum(~np.isnan(labels), axis=0)
             names = self.class_names or [f"label_{i}" for i in range(labels.shape[1])]
-            for name, n in zip(names, known):
-                for key in [k for k in out if k.endswith(f"/{name}")]:
-                    out[key] = replace(out[key], n=int(n))
+            counts = {str(name): int(n) for name, n in zip(names, known)}
+            for key, est in out.items():
+                finding = key.partition("/")[2]
+                if finding in counts:
+                    out[key] = replace(est, n=counts[finding])
         return out
 
     def per_case(self) -> dict[str, dict[str, Any]]:
