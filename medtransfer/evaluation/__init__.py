@@ -65,6 +65,7 @@ from medtransfer.evaluation.metrics.thresholds import (
     youden_threshold,
 )
 from medtransfer.evaluation.report.report import OverlaySlice, Report
+from medtransfer.evaluation.report.saliency_view import SaliencySlice
 
 __all__ = [
     "SEGMENTATION_METRICS",
@@ -75,6 +76,7 @@ __all__ = [
     "OutOfDistributionWarning",
     "OverlaySlice",
     "Report",
+    "SaliencySlice",
     "SegmentationAccumulator",
     "accuracy",
     "auprc",
