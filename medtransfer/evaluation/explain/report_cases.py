@@ -127,7 +127,7 @@ def saliency_overlays(
                 model, records[pick.index][image_key], preset, method, target=pick.target,
                 multilabel=pick.multilabel, device=device, image_key=image_key,
             )  # fmt: skip
-        except torch.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError from torch 2.5 on
             warnings.warn(
                 f"saliency of case {ids[pick.index]!r} did not fit in memory; it is not shown. "
                 "Use device='cpu' or a smaller layer (saliency(..., layer=-2)).",
