@@ -183,7 +183,7 @@ def saliency_and_image(
     *,
     target: Any = None,
     layer: str | int | None = None,
-    multilabel: bool = False,
+    multilabel: bool | None = None,
     batch_size: int = 8,
     device: str | torch.device = "auto",
     image_key: str | None = None,
@@ -213,6 +213,8 @@ def saliency_and_image(
     _check_model(model, spatial_dims, int(x.shape[1] if stacked else x.shape[0]), stacked)
     batch = x.as_tensor().float() if stacked else x.as_tensor().float()[None]
     device = resolve_device(device)
+    if multilabel is None:
+        multilabel = bool(getattr(model, "multilabel", False))
     was_training = model.training
     model.eval()
     model.to(device)
@@ -256,7 +258,7 @@ def saliency(
     *,
     target: int | None = None,
     layer: str | int | None = None,
-    multilabel: bool = False,
+    multilabel: bool | None = None,
     batch_size: int = 8,
     device: str | torch.device = "auto",
     image_key: str | None = None,
@@ -283,7 +285,8 @@ def saliency(
             axes: for a 224 x 224 slice the deepest, for 96 x 96 the stride-8 one), a level index
             (``-1``: the deepest), or a module name of ``model.named_modules()`` (e.g.
             ``"encoder.body.layer3"``).
-        multilabel: the outputs are independent findings (sigmoids), not one softmax.
+        multilabel: the outputs are independent findings (sigmoids), not one softmax;
+            default: the model's ``multilabel`` attribute (False when it has none).
         batch_size: slices per forward/backward pass (2D/2.5D models).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda:0"``...
         image_key: the pipeline's image key (default: the first key its loader loads).
