@@ -205,3 +205,26 @@ def test_the_bundle_example_must_have_the_window_size(tmp_path):
     preset = mt.transforms.presets.ct(spatial_dims=2, roi_size=(32, 32))
     with pytest.raises(ExportError, match=r"roi_size \(32, 32\)"):
         mt.export(model, tmp_path / "b", "monai-bundle", preset=preset, example=(1, 1, 64, 64))
+
+
+@pytest.mark.slow
+def test_an_xray_bundle_segments_2d_images_like_predict(tmp_path):
+    import nibabel as nib
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    radiograph = np.random.default_rng(0).normal(size=(70, 50)).astype(np.float32).cumsum(0)
+    nib.save(nib.Nifti1Image(radiograph, np.diag([0.5, 0.5, 1.0, 1.0])), folder / "cxr.nii.gz")
+    model = mt.models.create_segmenter("test_resnet", 3, weights=None, seed=0)
+    preset = mt.transforms.presets.xray("segmentation", roi_size=(32, 32), input_spec=model.encoder.input_spec)  # fmt: skip
+    x = preset[1]({"image": str(folder / "cxr.nii.gz")})["image"].as_tensor()[None]
+    with torch.no_grad():
+        model.head.bias -= model.eval()(x).mean(dim=[0, 2, 3])
+        model.head.weight *= 50.0
+        model.head.bias *= 50.0
+    mt.export(model, tmp_path / "b", "monai-bundle", preset=preset)
+    _run_in_process(tmp_path / "b", folder, tmp_path / "masks")
+    got = mt.io.load(tmp_path / "masks" / "cxr_seg.nii.gz")
+    want = mt.evaluation.predict(model, folder / "cxr.nii.gz", preset, device="cpu")
+    assert tuple(got.shape) == (70, 50) and len(np.unique(np.asarray(want))) == 3
+    assert float((np.asarray(got) != np.asarray(want)).mean()) <= MAX_DISAGREEMENT
