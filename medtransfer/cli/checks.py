@@ -4,7 +4,7 @@ Each turns a mistake that would otherwise surface minutes later (or as a wall of
 keys) into one :class:`~medtransfer.errors.ConfigError` that names the config field or option
 to change: labels that do not fit ``data.class_names``, a label column that is not in the
 manifest, a checkpoint trained with other model settings, ``--format dicom-seg`` on input that
-is not a DICOM series. Used only by :mod:`medtransfer.cli.runs`.
+is not a DICOM series. Used by :mod:`medtransfer.cli.runs` and :mod:`medtransfer.cli.predict`.
 """
 
 from __future__ import annotations

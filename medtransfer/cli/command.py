@@ -1,7 +1,8 @@
 """The ``medtransfer`` command: :func:`main` maps errors to exit codes, :func:`build_parser` lists
 the commands.
 
-Commands: ``inspect`` (:mod:`.inspect`), ``train``, ``evaluate``, ``predict`` (:mod:`.runs`),
+Commands: ``inspect`` (:mod:`.inspect`), ``train``, ``evaluate`` (:mod:`.runs`), ``predict``
+(:mod:`.predict`),
 ``diagnose rank`` and ``train --compare-to-scratch`` (:mod:`.diagnose`),
 ``export`` (:mod:`.export`), ``weights list|verify|import|fetch`` (:mod:`.weights`) and
 ``demo`` (:mod:`.demo`); see
@@ -83,7 +84,7 @@ def _fail(args: argparse.Namespace, err: BaseException, code: int, internal: boo
 
 # ------------------------------------------------------------------------------- parser
 def _lazy(name: str, module: str = "runs") -> Callable[[argparse.Namespace], int]:
-    """A command from :mod:`medtransfer.cli.runs` (or ``.diagnose``), imported when it runs."""
+    """A command from :mod:`medtransfer.cli.runs` (or ``.predict``, ``.diagnose``...), imported when run."""
 
     def run(args: argparse.Namespace) -> int:
         import importlib
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command(
         "predict",
-        _lazy("predict_command"),
+        _lazy("predict_command", "predict"),
         "segment images (masks) or classify them (predictions.csv) with a trained checkpoint",
     )
     p.add_argument("--checkpoint", type=Path, required=True, help="checkpoints/best.pt of a run")

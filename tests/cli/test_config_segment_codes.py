@@ -67,6 +67,7 @@ def test_a_code_needs_value_scheme_and_meaning(tmp_path):
 def test_predict_passes_the_codes(tmp_path, monkeypatch):
     """predict_command hands save_dicom_seg the labels built from the config."""
     import medtransfer as mt
+    import medtransfer.cli.predict as predict
     import medtransfer.cli.runs as runs
 
     cfg = _load(tmp_path, BRAIN + CODES)
@@ -75,11 +76,12 @@ def test_predict_passes_the_codes(tmp_path, monkeypatch):
     monkeypatch.setattr(runs, "_normalisation_of_run", lambda c, _: c)
     monkeypatch.setattr(runs, "_trained_model", lambda c, *a: (None, c))
     monkeypatch.setattr(runs, "_preset", lambda *a: None)
+    monkeypatch.setattr(predict, "ood_detector", lambda _: None)  # no checkpoint to read
     monkeypatch.setattr("medtransfer.cli.checks.check_predict_inputs", lambda *a: None)
     monkeypatch.setattr(mt.evaluation, "predict", lambda *a, **k: "mask")
     monkeypatch.setattr(mt.io, "save_dicom_seg", lambda m, i, o, labels: seen.update(labels) or o)
     config = tmp_path / "run.yaml"
     args = Namespace(config=config, checkpoint=tmp_path / "c.pt", input=[tmp_path / "ct"],
-                     output=tmp_path / "out", format="dicom-seg")  # fmt: skip
-    assert runs.predict_command(args) == 0
+                     output=tmp_path / "out", format="dicom-seg", adapt=None)  # fmt: skip
+    assert predict.predict_command(args) == 0
     assert seen[1]["type"][0] == "68523003" and seen[2] == "grey matter"
