@@ -4,8 +4,9 @@ Nothing in the library imports this package (an import-linter contract checks it
 arguments, validates configs and calls the public API. :mod:`.command` holds :func:`main` and
 :func:`build_parser`; :mod:`.inspect`, :mod:`.weights`, :mod:`.runs` (``train``, ``evaluate``),
 :mod:`.predict` and :mod:`.demo` the commands; :mod:`.config` (with :mod:`.config_sections`,
-:mod:`.config_messages`, :mod:`.config_yaml`) the run config; :mod:`.checks` the checks the run
-commands make before the long steps; :mod:`.exit_codes` the exit codes.
+:mod:`.config_evaluation`, :mod:`.config_messages`, :mod:`.config_yaml`) the run config;
+:mod:`.checks` the checks the run commands make before the long steps; :mod:`.exit_codes` the
+exit codes.
 
 Example:
     >>> main(["weights", "fetch"])  # a usage error: NAME is missing

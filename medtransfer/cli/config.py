@@ -7,7 +7,8 @@ as one
 :class:`~medtransfer.errors.ConfigError` listing each bad field, with the allowed values and the
 closest known key. Relative paths are resolved against the config file's folder. Only the entry
 points (the :mod:`medtransfer.cli` package) import this module. The section models are in
-:mod:`medtransfer.cli.config_sections` (re-exported here).
+:mod:`medtransfer.cli.config_sections` and :mod:`medtransfer.cli.config_evaluation` (re-exported
+here).
 
 Example:
     >>> cfg = RunConfig.model_validate({"data": {"manifest": "dataset.json", "task": "segmentation"}})
@@ -31,21 +32,22 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from medtransfer.cli.config_evaluation import EvaluationConfig, PostprocessConfig
 from medtransfer.cli.config_messages import shorten, validation_message
 from medtransfer.cli.config_sections import (
     STRATEGY_ARGS,
     DataConfig,
     DiagnosticsConfig,
-    EvaluationConfig,
     ModelConfig,
     OutputConfig,
-    PostprocessConfig,
     PreprocessingConfig,
     SegmentCodeConfig,
     SplitConfig,
     TrainingConfig,
+    _class_value,
     _fail,
     _Section,
+    _segment_code_problems,
 )
 from medtransfer.cli.config_yaml import load_yaml, read_config_text
 from medtransfer.errors import ConfigError
@@ -346,30 +348,6 @@ class RunConfig(_Section):
     def to_yaml(self) -> str:
         """The config as YAML text (loadable again by :func:`load_config`)."""
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
-
-
-def _class_value(key: int | str, names: list[str]) -> int | None:
-    """Label value (1, 2, ...) of a class given by name (any case) or value; None if unknown."""
-    text = str(key).strip()
-    if text.isdigit():
-        return int(text) if 1 <= int(text) <= len(names) else None
-    folded = [n.casefold() for n in names]
-    return folded.index(text.casefold()) + 1 if text.casefold() in folded else None
-
-
-def _segment_code_problems(codes: dict[Any, Any], names: list[str]) -> dict[str, str]:
-    """``output.segment_codes`` keys that are not foreground classes."""
-    for key in codes:
-        if _class_value(key, names) is None:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            known = (
-                f"Classes: {', '.join(names)} (or label values 1..{len(names)})"
-                if names
-                else "the model has no class names (set data.class_names)"
-            )
-            return {"output.segment_codes": f"{shorten(key)} is not a class; {hint}{known}"}
-    return {}
 
 
 # ------------------------------------------------------------------------------- loading

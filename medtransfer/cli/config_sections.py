@@ -1,5 +1,6 @@
 """The sections of a run config (``data``, ``preprocessing``, ``model``, ``training``,
-``evaluation``, ``diagnostics``, ``output``): one pydantic model each, with per-section checks.
+``diagnostics``, ``output``): one pydantic model each, with per-section checks; the
+``evaluation`` section is in :mod:`medtransfer.cli.config_evaluation`.
 
 :mod:`medtransfer.cli.config` assembles them into :class:`~medtransfer.cli.config.RunConfig`
 (cross-section checks, keyword arguments of the public API, loading) and re-exports every name
@@ -8,12 +9,11 @@ defined here.
 Example:
     >>> TrainingConfig(steps=30).epochs is None  # steps given: epochs no longer defaults to 20
     True
-    >>> EvaluationConfig().postprocess.enabled()  # post-processing is opt-in
-    False
 """
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,17 +21,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from medtransfer.cli.config_messages import shorten
-from medtransfer.evaluation import postprocess
 from medtransfer.training import STRATEGIES
 
 __all__ = [
     "STRATEGY_ARGS",
     "DataConfig",
     "DiagnosticsConfig",
-    "EvaluationConfig",
     "ModelConfig",
     "OutputConfig",
-    "PostprocessConfig",
     "PreprocessingConfig",
     "SegmentCodeConfig",
     "SplitConfig",
@@ -284,83 +281,6 @@ class TrainingConfig(_Section):
         return self
 
 
-ClassList = bool | list[int | str]
-Volume = Annotated[float, Field(ge=0)]
-# The defaults of ``mt.evaluation.postprocess`` (every step off): one place for them.
-_POST = {n: p.default for n, p in inspect.signature(postprocess).parameters.items()}
-
-
-class PostprocessConfig(_Section):
-    """Opt-in clean-up of predicted masks, per class (``mt.evaluation.postprocess``)."""
-
-    largest_component: ClassList = Field(
-        _POST["largest_component"],
-        description="classes (names or label values) reduced to their largest connected "
-        "component, e.g. [liver]; true: every class. For one organ, never for white matter or "
-        "lesions",
-    )
-    min_island_mm3: Volume | dict[int | str, Volume] | None = Field(
-        _POST["min_island_mm3"],
-        description="remove components under this volume (mm³), or {class: volume}",
-    )
-    fill_holes: ClassList = Field(
-        _POST["fill_holes"], description="classes whose enclosed holes are filled"
-    )
-    connectivity: Literal[1, 2, 3] | None = Field(
-        _POST["connectivity"], description="null: full (26 neighbours in 3D); 1: faces only"
-    )
-
-    def enabled(self) -> bool:
-        """Whether any step is asked for."""
-        return bool(self.largest_component or self.min_island_mm3 is not None or self.fill_holes)
-
-    def class_entries(self) -> dict[str, list[int | str]]:
-        """``{option: classes named in it}`` (options given as lists or mappings)."""
-        out: dict[str, list[int | str]] = {}
-        for name in ("largest_component", "fill_holes"):
-            value = getattr(self, name)
-            if isinstance(value, list):
-                out[name] = list(value)
-        if isinstance(self.min_island_mm3, dict):
-            out["min_island_mm3"] = list(self.min_island_mm3)
-        return out
-
-
-class EvaluationConfig(_Section):
-    """Arguments of ``mt.evaluation.evaluate_segmentation`` / ``evaluate_classification``."""
-
-    subset: Literal["test", "val"] = Field("test", description="held-out split to evaluate")
-    tolerance_mm: float = Field(2.0, gt=0, description="surface Dice tolerance")
-    postprocess: PostprocessConfig = Field(
-        default_factory=PostprocessConfig,
-        description="opt-in, per class (null/false: none; true: largest component of every class)",
-    )
-    tta: bool = Field(False, description="flip test-time augmentation (segmentation)")
-    threshold: (
-        Annotated[float, Field(ge=0, le=1)]
-        | dict[str, Annotated[float, Field(ge=0, le=1)]]
-        | Literal["youden", "sensitivity"]
-        | None
-    ) = Field(
-        None,
-        description="decision threshold (binary, findings; null: 0.5): a number, {finding: "
-        "number}, or youden / sensitivity: chosen per finding on the validation split",
-    )
-    target_sensitivity: float = Field(
-        0.9, gt=0, le=1, description="threshold: sensitivity, the sensitivity to reach"
-    )
-    n_resamples: int = Field(2000, ge=10, description="bootstrap resamples for the 95% CIs")
-
-    @field_validator("postprocess", mode="before")
-    @classmethod
-    def _postprocess_shorthand(cls, value: Any) -> Any:
-        if value is None or value is False:
-            return {}
-        if value is True:
-            return {"largest_component": True}
-        return value
-
-
 # a code value read from YAML may be a number (91723000): kept as its text
 CodeText = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
 Code = tuple[CodeText, CodeText, CodeText]
@@ -380,6 +300,30 @@ class SegmentCodeConfig(_Section):
         if self.category is not None:
             label["category"] = self.category
         return label
+
+
+def _class_value(key: int | str, names: list[str]) -> int | None:
+    """Label value (1, 2, ...) of a class given by name (any case) or value; None if unknown."""
+    text = str(key).strip()
+    if text.isdigit():
+        return int(text) if 1 <= int(text) <= len(names) else None
+    folded = [n.casefold() for n in names]
+    return folded.index(text.casefold()) + 1 if text.casefold() in folded else None
+
+
+def _segment_code_problems(codes: dict[Any, Any], names: list[str]) -> dict[str, str]:
+    """``output.segment_codes`` keys that are not foreground classes."""
+    for key in codes:
+        if _class_value(key, names) is None:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            known = (
+                f"Classes: {', '.join(names)} (or label values 1..{len(names)})"
+                if names
+                else "the model has no class names (set data.class_names)"
+            )
+            return {"output.segment_codes": f"{shorten(key)} is not a class; {hint}{known}"}
+    return {}
 
 
 class OutputConfig(_Section):
