@@ -15,7 +15,7 @@ from torch import nn
 from medtransfer.errors import ConfigError
 from medtransfer.training.callbacks import Callback
 from medtransfer.training.checkpoint import load_checkpoint, save_checkpoint, seed_everything
-from medtransfer.training.data_loading import CACHES, LOADERS, EpochLoaders
+from medtransfer.training.data_loading import EpochLoaders
 from medtransfer.training.distributed import DistContext, sum_across, unwrap
 from medtransfer.training.history import History
 from medtransfer.training.loop import LoopState, Runtime, train_epoch, validate
@@ -25,7 +25,7 @@ from medtransfer.training.optim import build_runtime, wrap_model
 from medtransfer.training.progress import Progress
 from medtransfer.training.resume import restore_training_state, training_state
 from medtransfer.training.run_dir import RunDirectory, environment_info
-from medtransfer.training.settings import TrainSettings, build_loaders
+from medtransfer.training.settings import TrainSettings, build_loaders, check_arguments
 from medtransfer.training.strategies import Strategy, as_strategy, count_parameters
 from medtransfer.training.task import TASKS, resolve_findings, resolve_task
 
@@ -127,26 +127,10 @@ class FineTuner:
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
         task = resolve_task(model, task)
-        problems = [
-            f"{name}={value!r} must be >= 1"
-            for name, value in (
-                ("grad_accum", grad_accum),
-                ("batch_size", batch_size),
-                ("val_every", val_every),
-                ("checkpoint_every", checkpoint_every or 1),
-            )
-            if not isinstance(value, int) or value < 1
-        ]
-        if not (isinstance(lr, (int, float)) and lr > 0):
-            problems.append(f"lr={lr!r} must be a positive number")
-        if cache not in CACHES:
-            problems.append(f"cache={cache!r} must be one of {CACHES}")
-        if loader not in LOADERS:
-            problems.append(f"loader={loader!r} must be one of {LOADERS}")
-        if isinstance(pos_weight, str) and pos_weight != "auto":
-            problems.append(f"pos_weight={pos_weight!r} must be 'auto', None or a list")
-        if problems:
-            raise ConfigError("Invalid FineTuner arguments: " + "; ".join(problems) + ".")
+        check_arguments(
+            lr=lr, grad_accum=grad_accum, batch_size=batch_size, val_every=val_every,
+            checkpoint_every=checkpoint_every, cache=cache, loader=loader, pos_weight=pos_weight,
+        )  # fmt: skip
         findings = resolve_findings(model, multilabel, task)
         self.model = model
         self.strategy = as_strategy(strategy)

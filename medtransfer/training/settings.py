@@ -15,12 +15,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from medtransfer.training.data_loading import EpochLoaders, val_batch_size
+from medtransfer.errors import ConfigError
+from medtransfer.training.data_loading import CACHES, LOADERS, EpochLoaders, val_batch_size
 from medtransfer.training.distributed import DistContext
 from medtransfer.training.label_checks import with_label_check
 from medtransfer.transforms.pipeline_errors import medtransfer_errors
 
-__all__ = ["TrainSettings", "build_loaders"]
+__all__ = ["TrainSettings", "build_loaders", "check_arguments"]
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,38 @@ def build_loaders(
             loader=settings.loader, seed=settings.seed, cache=settings.cache,
             cache_dir=settings.cache_dir if settings.cache_dir is not None else cache_dir, ctx=ctx,
         )  # fmt: skip
+
+
+def check_arguments(
+    *, lr: Any, grad_accum: Any, batch_size: Any, val_every: Any, checkpoint_every: Any,
+    cache: Any, loader: Any, pos_weight: Any,
+) -> None:  # fmt: skip
+    """Raise one ConfigError naming every invalid :class:`FineTuner` argument among these.
+
+    Example:
+        >>> check_arguments(lr=1e-3, grad_accum=1, batch_size=0, val_every=1, checkpoint_every=None,
+        ...                 cache="memory", loader="process", pos_weight="auto")
+        Traceback (most recent call last):
+        ...
+        medtransfer.errors.ConfigError: Invalid FineTuner arguments: batch_size=0 must be >= 1.
+    """
+    problems = [
+        f"{name}={value!r} must be >= 1"
+        for name, value in (
+            ("grad_accum", grad_accum),
+            ("batch_size", batch_size),
+            ("val_every", val_every),
+            ("checkpoint_every", checkpoint_every or 1),
+        )
+        if not isinstance(value, int) or value < 1
+    ]
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        problems.append(f"lr={lr!r} must be a positive number")
+    if cache not in CACHES:
+        problems.append(f"cache={cache!r} must be one of {CACHES}")
+    if loader not in LOADERS:
+        problems.append(f"loader={loader!r} must be one of {LOADERS}")
+    if isinstance(pos_weight, str) and pos_weight != "auto":
+        problems.append(f"pos_weight={pos_weight!r} must be 'auto', None or a list")
+    if problems:
+        raise ConfigError("Invalid FineTuner arguments: " + "; ".join(problems) + ".")
