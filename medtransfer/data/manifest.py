@@ -18,17 +18,15 @@ together in one :class:`~medtransfer.errors.ManifestError`, so one edit fixes th
 
 from __future__ import annotations
 
-import csv
 import difflib
-import json
 import os
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from medtransfer.data import manifest_findings as mf
 from medtransfer.data.manifest_labels import map_labels
+from medtransfer.data.manifest_readers import Entry, read_csv_entries, read_json_entries
 from medtransfer.errors import InputPathError, ManifestError
 
 __all__ = ["PATH_KEYS", "case_id_from_path", "load_manifest"]
@@ -37,10 +35,7 @@ __all__ = ["PATH_KEYS", "case_id_from_path", "load_manifest"]
 PATH_KEYS: tuple[str, ...] = ("image", "label", "mask")
 
 _IMAGE_SUFFIXES = (".nii.gz", ".nii", ".dcm", ".mha", ".mhd", ".nrrd", ".nhdr", ".png", ".jpg")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _MAX_LISTED = 50  # problems listed in one message; the count of the rest is given
-
-Entry = tuple[str, dict[str, Any] | str]  # (where, raw record) or (where, what is wrong)
 
 
 def case_id_from_path(path: str | os.PathLike[str]) -> str:
@@ -147,9 +142,9 @@ def load_manifest(
         )
     suffix = manifest.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        entries = _read_csv(manifest, delimiter="\t" if suffix == ".tsv" else ",")
+        entries = read_csv_entries(manifest, delimiter="\t" if suffix == ".tsv" else ",")
     elif suffix == ".json":
-        entries = _read_json(manifest)
+        entries = read_json_entries(manifest)
     else:
         raise ManifestError(
             f"Manifest {manifest}: unknown format {suffix or '(no suffix)'!r}; "
@@ -210,106 +205,6 @@ def _class_names(manifest: Path, class_names: Sequence[str] | None) -> list[str]
             "0, 1, ... in order."
         )
     return names
-
-
-# --- readers: each returns [(where, raw dict or error text)], where = "row 3", "training[4]" ---
-
-
-def _read_csv(manifest: Path, delimiter: str) -> list[Entry]:
-    try:
-        with manifest.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle, delimiter=delimiter)
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ManifestError(f"Manifest {manifest} cannot be read as CSV: {err}.") from err
-    if not rows:
-        raise ManifestError(f"Manifest {manifest} is empty; it needs a header row with 'image'.")
-    header = [name.strip() for name in rows[0]]
-    if "image" not in header:
-        raise ManifestError(
-            f"Manifest {manifest} has no 'image' column (columns: {', '.join(header) or 'none'}). "
-            "Name the image path column 'image' (and the label column 'label')."
-        )
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    if duplicated:
-        raise ManifestError(f"Manifest {manifest}: duplicate columns {duplicated}; rename them.")
-    entries: list[Entry] = []
-    for line_number, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue  # blank lines are harmless
-        if len(row) != len(header):
-            entries.append((f"row {line_number}", _width_error(row, header)))
-            continue
-        raw = {name: (cell.strip() or None) for name, cell in zip(header, row)}
-        if isinstance(raw.get("label"), str) and _NUMBER.match(raw["label"]):
-            raw["label"] = _to_number(raw["label"])
-        entries.append((f"row {line_number}", raw))
-    return entries
-
-
-def _width_error(row: list[str], header: list[str]) -> str:
-    return f"has {len(row)} fields but the header has {len(header)}; check quoting and commas"
-
-
-def _to_number(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
-def _read_json(manifest: Path) -> list[Entry]:
-    try:
-        content = json.loads(manifest.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as err:
-        raise ManifestError(
-            f"Manifest {manifest} is not valid JSON (line {err.lineno}, column {err.colno}: "
-            f"{err.msg}). Fix the syntax."
-        ) from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise ManifestError(f"Manifest {manifest} cannot be read: {err}.") from err
-    if isinstance(content, dict) and ("training" in content or "test" in content):
-        return _read_msd(manifest, content)
-    if not isinstance(content, list):
-        raise ManifestError(
-            f"Manifest {manifest}: expected a JSON list of records or an MSD dataset.json with a "
-            f"'training' list, got a JSON {type(content).__name__}."
-        )
-    entries: list[Entry] = []
-    for index, item in enumerate(content):
-        where = f"entry {index}"
-        if isinstance(item, dict):
-            entries.append((where, dict(item)))
-        else:
-            message = f"is a JSON {type(item).__name__}, expected an object with an 'image' key"
-            entries.append((where, message))
-    return entries
-
-
-def _read_msd(manifest: Path, content: dict[str, Any]) -> list[Entry]:
-    entries: list[Entry] = []
-    for section in ("training", "test"):
-        items = content.get(section, [])
-        if not isinstance(items, list):
-            raise ManifestError(
-                f"MSD manifest {manifest}: '{section}' must be a list, "
-                f"got a JSON {type(items).__name__}."
-            )
-        for index, item in enumerate(items):
-            where = f"{section}[{index}]"
-            if isinstance(item, str):  # MSD test entries are plain image paths
-                raw: dict[str, Any] = {"image": item, "label": None}
-            elif isinstance(item, dict):
-                raw = dict(item)
-                raw.setdefault("label", None)
-            else:
-                entries.append(
-                    (where, f"is a JSON {type(item).__name__}, expected a path or an object")
-                )
-                continue
-            raw.setdefault("subset", section)
-            entries.append((where, raw))
-    return entries
 
 
 # --- normalisation and checks ---
