@@ -162,15 +162,11 @@ def verdict(difference: Mapping[str, Any], metric: str = "dice") -> str:
     level = f"{float(difference.get('confidence', 0.95)) * 100:g}%"
     finite = [abs(v) for v in (value, low, high) if not math.isnan(v)]
     digits = 3 if finite and max(finite) < 0.05 else 2
-    name = METRIC_LABELS.get(metric, metric)
     sign = "+" if not math.isnan(value) and value >= 0 else ""
+    shown = f"{sign}{_number(value, digits)} {METRIC_LABELS.get(metric, metric)}"
     if math.isnan(low) or math.isnan(high):
-        detail = f"{sign}{_number(value, digits)} {name}, no {level} CI: too few cases or seeds"
-        return f"no evidence either way ({detail})"
-    detail = (
-        f"{sign}{_number(value, digits)} {name}, {level} CI "
-        f"{_number(low, digits)} to {_number(high, digits)}"
-    )
+        return f"no evidence either way ({shown}, no {level} CI: too few cases or seeds)"
+    detail = f"{shown}, {level} CI {_number(low, digits)} to {_number(high, digits)}"
     if difference.get("n_seeds") == 1:
         detail += "; one seed: the interval covers the cases, not training randomness"
     if low > 0:
