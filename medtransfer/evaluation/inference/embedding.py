@@ -19,6 +19,7 @@ from torch import nn
 
 from medtransfer.data.case_ids import case_id as record_case_id
 from medtransfer.errors import ConfigError, ModelError
+from medtransfer.evaluation.inference.device import resolve_device
 from medtransfer.evaluation.inference.geometry import prepare_pipeline
 from medtransfer.transforms.pipeline_errors import run_pipeline
 
@@ -36,25 +37,6 @@ def _encoder_of(model: nn.Module) -> nn.Module:
         f"case_embedding needs a medtransfer Segmenter or Classifier (with .encoder) or an "
         f"Encoder (mt.encoders.create); got {type(model).__name__}."
     )
-
-
-def _device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; else ``torch.device``, checked.
-
-    The rule of ``predict``'s ``resolve_device``, restated: ``predict`` imports this module
-    (through ``ood``), so this one cannot import ``predict``.
-    """
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ConfigError(
-            f"device={device!r} is not a torch device ('auto', 'cpu', 'cuda:0')."
-        ) from err
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={device!r} but CUDA is not available here; use 'cpu' or 'auto'.")
-    return resolved
 
 
 @contextmanager
@@ -144,7 +126,7 @@ def case_embedding(
         raise ConfigError(f"batch_size={batch_size!r} must be a positive integer.")
     encoder = _encoder_of(model)
     x = _encoder_input(encoder, image)
-    device = _device(device)
+    device = resolve_device(device)
     model.to(device)
     pooled = []
     with _eval_mode(model), torch.inference_mode():

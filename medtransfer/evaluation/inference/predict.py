@@ -21,6 +21,7 @@ from monai.data import MetaTensor
 from torch import nn
 
 from medtransfer.errors import ConfigError, InputPathError, ModelError
+from medtransfer.evaluation.inference.device import resolve_device
 from medtransfer.evaluation.inference.geometry import (
     pipeline_roi_size,
     prepare_pipeline,
@@ -35,34 +36,6 @@ from medtransfer.transforms.pipeline_errors import run_pipeline
 __all__ = ["OUTPUTS", "predict", "resolve_device"]
 
 OUTPUTS = ("labels", "probabilities")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else as ``torch.device``, checked.
-
-    One rule for inference and training (``mt.training`` uses it too): a CUDA device that this
-    machine does not have is a ``ConfigError``, not a crash at the first ``.to(device)``.
-
-    Example:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-    """
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ConfigError(
-            f"device={device!r} is not a torch device ('auto', 'cpu', 'cuda:0')."
-        ) from err
-    if resolved.type == "cuda":
-        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if available == 0 or (resolved.index is not None and resolved.index >= available):
-            raise ConfigError(
-                f"device={device!r} but CUDA is not available here ({available} GPU(s) "
-                "visible); use device='cpu' or 'auto'."
-            )
-    return resolved
 
 
 def _check_arguments(output: str, overlap: float, batch_size: int, threshold: float) -> None:
