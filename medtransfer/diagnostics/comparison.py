@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from medtransfer.diagnostics import curves
+from medtransfer.diagnostics.json_files import write_json
 from medtransfer.errors import ConfigError
 from medtransfer.evaluation.bootstrap import Estimate, _check, _interval
 from medtransfer.evaluation.metrics.ranking import binary_auroc
@@ -381,12 +382,8 @@ class TransferComparison:
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON, atomically (NaN as null); returns the path."""
-        from medtransfer.io import atomic_path
 
-        text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
-        with atomic_path(path) as tmp:
-            tmp.write_text(text + "\n", encoding="utf-8")
-        return Path(path)
+        return write_json(path, self.to_dict(), indent=1)
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> TransferComparison:

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from medtransfer.diagnostics.json_files import write_json
 from medtransfer.errors import ConfigError
 from medtransfer.evaluation.report.format import json_safe
 from medtransfer.evaluation.report.html_page import figure_html
-from medtransfer.io import atomic_path
 
 __all__ = ["METHOD_DESCRIPTIONS", "Ranking"]
 
@@ -371,10 +371,7 @@ class Ranking:
             >>> Ranking.from_json(ranking.to_json(path)) == ranking
             True
         """
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
-        with atomic_path(path) as tmp:
-            tmp.write_text(text + "\n", encoding="utf-8")
-        return Path(path)
+        return write_json(path, self.to_dict())
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> Ranking:

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from medtransfer.diagnostics.json_files import write_json
 from medtransfer.errors import ConfigError
 from medtransfer.evaluation.report.format import json_safe
 from medtransfer.evaluation.report.html_page import figure_html
-from medtransfer.io import atomic_path
 
 __all__ = ["ShiftReport"]
 
@@ -292,10 +292,7 @@ class ShiftReport:
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`to_dict` as JSON (atomically); :meth:`from_json` reads it back."""
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False, ensure_ascii=False)
-        with atomic_path(path) as tmp:
-            tmp.write_text(text + "\n", encoding="utf-8")
-        return Path(path)
+        return write_json(path, self.to_dict())
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> ShiftReport:
