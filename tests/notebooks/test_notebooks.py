@@ -17,7 +17,7 @@ import pytest
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
-EXPECTED = ("01_", "02_", "03_", "04_")
+EXPECTED = ("01_", "02_", "03_", "04_", "05_")
 CELL_TIMEOUT_S = 300
 # a submodule import (``from medtransfer.io.load import ...``) or a private name (``mt.io._x``)
 PRIVATE_USE = re.compile(r"\bfrom medtransfer\.|\bimport medtransfer\.|\bmt(\.\w+)*\._\w")
