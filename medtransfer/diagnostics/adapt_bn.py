@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -74,12 +75,38 @@ class TargetTiles:
         roi = pipeline_roi_size(self.pipeline, self.key, images[0].ndim - 1)
         return [tile for image in images for tile in _tiles(image, roi)]
 
-    def batches(self, batch_size: int, progress: bool, desc: str) -> Iterator[torch.Tensor]:
-        """Every case's tiles in order, in batches (see :func:`batch_tiles`)."""
+    def batches(
+        self, batch_size: int, progress: bool, desc: str, seed: int = 0
+    ) -> Iterator[torch.Tensor]:
+        """Every tile once, in batches (see :func:`batch_tiles`), mixed across cases.
+
+        Cases come in a seeded random order and their tiles pass through a shuffle pool of
+        :data:`POOL_TILES`: a batch of consecutive slices of one case has statistics of its own
+        (one patient, one level of the body) that the batch norms would normalise away, and
+        the next layers' statistics would then differ from what the model sees in eval mode.
+        """
         from tqdm.auto import tqdm
 
-        cases = tqdm(range(len(self)), desc=desc, unit="case", disable=not progress)
-        return batch_tiles((tile for i in cases for tile in self.tiles(i)), batch_size)
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(self)).tolist()
+        cases = tqdm(order, desc=desc, unit="case", disable=not progress)
+        return batch_tiles(_pooled((t for i in cases for t in self.tiles(i)), rng), batch_size)
+
+
+#: Tiles held back to mix cases before batching (bounded memory: 512 slices of 256 x 256 are
+#: about 130 MB per channel).
+POOL_TILES = 512
+
+
+def _pooled(tiles: Iterator[torch.Tensor], rng: np.random.Generator) -> Iterator[torch.Tensor]:
+    """The tiles in a random order, through a pool of at most :data:`POOL_TILES`."""
+    pool: list[torch.Tensor] = []
+    for tile in tiles:
+        pool.append(tile)
+        if len(pool) >= POOL_TILES:
+            yield pool.pop(int(rng.integers(len(pool))))
+    for index in rng.permutation(len(pool)):
+        yield pool[int(index)]
 
 
 def _starts(length: int, size: int) -> list[int]:

@@ -83,10 +83,12 @@ def _normaliser_split(pipeline: Any) -> tuple[Any, Any]:
 
 
 def _foreground_sample(x: torch.Tensor, stacked: bool, rng: np.random.Generator) -> np.ndarray:
-    """Intensities of the central channel above the image's lowest value (background, padding)."""
+    """Intensities of the central channel above the image's mean: the body (the "mean" rule of
+    histogram standardisation), without the air, padding and background noise that would
+    otherwise dominate the distribution of an MR image."""
     values = x[:, x.shape[1] // 2] if stacked else x[0]
     values = values.detach().float().cpu().numpy().ravel()
-    foreground = values[values > values.min() + 1e-6]
+    foreground = values[values > values.mean()]
     if foreground.size > _SAMPLES_PER_CASE:
         foreground = rng.choice(foreground, _SAMPLES_PER_CASE, replace=False)
     return foreground.astype(np.float64)

@@ -24,6 +24,8 @@ Example:
 
 from __future__ import annotations
 
+import itertools
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -210,6 +212,9 @@ def mmd_test(
     rows are "x" (the statistic is recomputed from the same matrix). The p-value is
     ``(1 + #{permuted MMD^2 >= observed}) / (1 + permutations)``, never 0; ties within rounding
     count as ``>=`` (conservative). With ``permutations=1000`` the smallest p-value is ~0.001.
+    When the groups are so small that there are at most ``permutations`` distinct splits (6
+    and 4 cases: 210), every split is used once instead: the exact p-value, whose smallest value
+    is ``1 / #splits`` (random relabellings would repeat splits and make it noisy).
 
     Args:
         x: ``(n, d)`` sample, ``n >= 2``.
@@ -243,8 +248,18 @@ def mmd_test(
     observed_x = np.zeros((1, total), dtype=bool)
     observed_x[0, :n] = True
     observed = float(_mmd2_from_kernel(kernel, observed_x, n, m)[0])
-    rng = np.random.default_rng(seed)
     tolerance = 1e-12 * max(1.0, abs(observed))
+    splits = math.comb(total, n)
+    if splits <= permutations:  # few cases: every split once, the exact permutation p-value
+        exceed = 0
+        combos = itertools.combinations(range(total), n)
+        while chunk := list(itertools.islice(combos, _PERMUTATION_CHUNK)):
+            in_x = np.zeros((len(chunk), total), dtype=bool)
+            np.put_along_axis(in_x, np.asarray(chunk), True, axis=1)
+            stats = _mmd2_from_kernel(kernel, in_x, n, m)
+            exceed += int(np.count_nonzero(stats >= observed - tolerance))
+        return observed, exceed / splits  # the observed split is one of them: p >= 1/splits
+    rng = np.random.default_rng(seed)
     exceed, done = 0, 0
     while done < permutations:
         size = min(_PERMUTATION_CHUNK, permutations - done)

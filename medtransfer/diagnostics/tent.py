@@ -157,7 +157,7 @@ def tent(
         return lambda out: total.append(_class_counts(out))
 
     counts: list[np.ndarray] = []
-    batches = target.batches(batch_size, progress, "TENT: AdaBN")
+    batches = target.batches(batch_size, progress, "TENT: AdaBN", seed=seed)
     sizes = reestimate_batchnorm(model, norms, batches, device, counter(counts))
     before = np.sum(counts, axis=0)
     flags = {p: p.requires_grad for p in model.parameters()}
@@ -188,7 +188,7 @@ def tent(
             p.grad = None
         model.eval()
     counts = []
-    batches = target.batches(batch_size, progress, "TENT: AdaBN")
+    batches = target.batches(batch_size, progress, "TENT: AdaBN", seed=seed)
     reestimate_batchnorm(model, norms, batches, device, counter(counts))
     after = np.sum(counts, axis=0)
     reason = _collapse_reason(before, after)

@@ -199,3 +199,17 @@ def test_bad_arguments_are_config_errors():
         intensity_percentiles([1.0, 2.0], q=(50, 101))
     with pytest.raises(ConfigError, match="percentiles"):
         intensity_percentiles([1.0, 2.0], q=())
+
+
+def test_small_groups_get_the_exact_permutation_p_value():
+    """6 vs 4 cases have 210 splits: each is used once, so perfectly separated groups get
+    p = 1/210 whatever the seed (random relabellings would repeat splits)."""
+    from medtransfer.diagnostics.shift_stats import mmd_test
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6, 3)), rng.normal(size=(4, 3)) + 10.0
+    p_values = [mmd_test(x, y, permutations=999, seed=seed)[1] for seed in range(5)]
+    assert p_values == pytest.approx([1 / 210] * 5)
+    # more splits than permutations: random relabellings, p >= 1 / (1 + permutations)
+    _, p = mmd_test(x, y, permutations=99, seed=0)
+    assert p == pytest.approx(1 / 100)
