@@ -226,6 +226,12 @@ def _bias_field(shape: tuple[int, ...], amplitude: float, rng: np.random.Generat
     return (1.0 + amplitude * poly / max(float(np.abs(poly).max()), 1e-6)).astype(np.float32)
 
 
+def slice_pairs(volume: np.ndarray) -> np.ndarray:
+    """2x thicker axial slices: slice pairs averaged (an odd last slice pairs with itself)."""
+    padded = np.concatenate([volume, volume[:, :, -1:]], axis=2) if volume.shape[2] % 2 else volume
+    return (0.5 * (padded[:, :, 0::2] + padded[:, :, 1::2])).astype(np.float32)
+
+
 def thick_slices(volume: np.ndarray) -> np.ndarray:
     """Partial-volume blur of 2x thicker axial slices: average slice pairs, resample back (linear).
 
@@ -233,9 +239,7 @@ def thick_slices(volume: np.ndarray) -> np.ndarray:
         >>> thick_slices(np.arange(4.0).reshape(1, 1, 4)).ravel().tolist()
         [0.5, 1.0, 2.0, 2.5]
     """
-    n = volume.shape[2]
-    padded = np.concatenate([volume, volume[:, :, -1:]], axis=2) if n % 2 else volume
-    thick = 0.5 * (padded[:, :, 0::2] + padded[:, :, 1::2])  # centres at k = 0.5, 2.5, ...
+    n, thick = volume.shape[2], slice_pairs(volume)  # centres at k = 0.5, 2.5, ...
     positions = np.clip((np.arange(n) - 0.5) / 2.0, 0, thick.shape[2] - 1)
     low = np.floor(positions).astype(int)
     high = np.minimum(low + 1, thick.shape[2] - 1)
@@ -243,13 +247,15 @@ def thick_slices(volume: np.ndarray) -> np.ndarray:
     return (thick[:, :, low] * (1 - weight) + thick[:, :, high] * weight).astype(np.float32)
 
 
-def make_subject(template: Template, seed: int | tuple[int, ...], *, site: str = "A") -> Subject:
+def make_subject(template: Template, seed: int | tuple[int, ...], *, site: str = "A", thick_grid: bool = False) -> Subject:  # fmt: skip
     """A distinct subject drawn from ``seed``: deformed anatomy, then the ``site``'s intensities.
 
     The anatomy (rotation <= 5 deg, scale 0.95-1.05, smooth displacement of a few mm, applied to
     T1, GM and WM alike) depends on ``seed`` only; the intensity model on the site: bias field
     (A: +-15 %, B: +-30 %), gamma (A: 0.8-1.2, B: 0.6-0.7 or 1.4-1.6), Rician noise (A: 2-4 % of
-    the WM intensity, B: 2.5x that) and, for B, 2x thicker axial slices before the noise.
+    the WM intensity, B: 2.5x that) and, for B, 2x thicker axial slices before the noise,
+    blurred back onto the template grid. ``thick_grid`` (any site) writes 2x thicker slices on
+    their own grid instead (z spacing doubled in the affine; T1, GM, WM, labels slice-pair means).
 
     Example:
         >>> t = load_template(4.0)
@@ -273,7 +279,11 @@ def make_subject(template: Template, seed: int | tuple[int, ...], *, site: str =
     low, high = model["gamma"][int(u_side * len(model["gamma"]))]
     t1 = 255.0 * np.clip(warped["t1"] / 255.0, 0, None) ** (low + u_gamma * (high - low))
     t1 *= _bias_field(shape, model["bias"] * (0.5 + 0.5 * u_bias), rng)
-    if site == "B":
+    affine = np.array(template.affine)
+    if thick_grid:  # thick voxel k is the centre of fine voxels 2k and 2k + 1
+        t1, gm, wm = (slice_pairs(v) for v in (t1, gm, wm))
+        shape, affine = t1.shape, affine @ np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 0.5], [0, 0, 0, 1]])  # fmt: skip
+    elif site == "B":
         t1 = thick_slices(t1)
     low, high = model["noise"]
     sigma = (low + u_noise * (high - low)) * model["noise_x"] * float(np.median(t1[wm > 0.9]))
@@ -285,7 +295,7 @@ def make_subject(template: Template, seed: int | tuple[int, ...], *, site: str =
         gm=gm.astype(np.float32),
         wm=wm.astype(np.float32),
         labels=tissue_labels(gm, wm),
-        affine=np.array(template.affine),
+        affine=affine,
         site=site,
         lesion_mask=np.zeros(shape, bool),
     )
@@ -319,13 +329,14 @@ def _write_manifest(path: Path, rows: list[dict]) -> Path:
 
 def write_tissue_task(
     folder: str | os.PathLike[str], n_subjects: int, seed: int = 0, spacing: float = 2.0,
-    site: str = "A",
+    site: str = "A", thick_grid: bool = False,
 ) -> Path:  # fmt: skip
     """Write a GM/WM segmentation dataset: one T1 and one label map (uint8) per subject.
 
     Layout: ``images/sub-000.nii.gz`` (float32), ``labels/sub-000.nii.gz`` (uint8: 0 background
     and CSF, 1 GM, 2 WM) and ``manifest.csv`` with ``case_id,image,label,site`` (paths relative to
-    the manifest). Subject ``i`` is ``make_subject(template, SeedSequence((seed, i)), site=site)``.
+    the manifest). Subject ``i`` is ``make_subject(template, SeedSequence((seed, i)), site=site,
+    thick_grid=thick_grid)`` (``thick_grid``: 2x thicker slices on their own grid).
 
     Returns:
         The manifest path.
@@ -342,7 +353,7 @@ def write_tissue_task(
     _check_task_arguments(n_subjects, seed, site)
     root, template, rows = Path(folder), load_template(spacing), []
     for index in range(n_subjects):
-        subject = make_subject(template, _subject_seed(seed, index), site=site)
+        subject = make_subject(template, _subject_seed(seed, index), site=site, thick_grid=thick_grid)  # fmt: skip
         case_id = f"sub-{index:03d}"
         io.save(subject.t1, root / "images" / f"{case_id}.nii.gz", affine=subject.affine)
         io.save(subject.labels, root / "labels" / f"{case_id}.nii.gz", affine=subject.affine)
