@@ -88,6 +88,11 @@ class EvaluationConfig(_Section):
         0.9, gt=0, le=1, description="threshold: sensitivity, the sensitivity to reach"
     )
     n_resamples: int = Field(2000, ge=10, description="bootstrap resamples for the 95% CIs")
+    saliency: bool | Literal["gradcam", "gradcampp"] = Field(
+        False,
+        description="classification: saliency overlays (Grad-CAM) of the most and least "
+        "confident cases per class or finding in the report (true: gradcam)",
+    )
 
     @field_validator("postprocess", mode="before")
     @classmethod

@@ -228,7 +228,9 @@ def _evaluate_report(
             tolerance_mm=e.tolerance_mm, tta=e.tta, **common,
         )  # fmt: skip
     threshold = _threshold(cfg, model, val or [], preset, names)
-    return evaluate_classification(model, cases, preset, class_names=names, threshold=threshold, **common)  # fmt: skip
+    return evaluate_classification(
+        model, cases, preset, class_names=names, threshold=threshold, saliency=e.saliency, **common
+    )
 
 
 def _postprocess(cfg: RunConfig, names: list[str] | None) -> dict[str, Any] | None:

@@ -141,3 +141,5 @@ def test_the_example_config_runs_on_the_sample_radiographs(tmp_path, capsys):
     assert main(["evaluate", str(run / "run_config.yaml"), "--checkpoint", str(checkpoint)]) == 0
     out = capsys.readouterr().out
     assert "AUROC cardiomegaly" in out and "AUROC micro" in out
+    saved = json.loads((run / "evaluation" / "report.json").read_text())
+    assert saved["saliency"], "evaluation.saliency: true shows Grad-CAM overlays per finding"
