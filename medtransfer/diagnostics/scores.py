@@ -29,7 +29,7 @@ __all__ = ["NEEDS_SOURCE_PROBS", "SCORES", "h_score", "leep", "linear_probe", "l
 _PROBE_METRICS = ("balanced_accuracy", "accuracy", "auroc")
 
 
-def _as_matrix(array: object, name: str) -> np.ndarray:
+def feature_matrix(array: object, name: str) -> np.ndarray:
     """``array`` as a finite float64 (N, D) matrix, or a ConfigError naming ``name``."""
     arr = np.asarray(array)
     if arr.ndim != 2:
@@ -145,7 +145,7 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
         >>> logme(good, y) > logme(noise, y)
         True
     """
-    f = _as_matrix(features, "features")
+    f = feature_matrix(features, "features")
     codes, k = _as_labels(labels, f.shape[0])
     n, d = f.shape
     u, s, _ = np.linalg.svd(f, full_matrices=False)
@@ -184,7 +184,7 @@ def h_score(features: np.ndarray, labels: np.ndarray, *, shrinkage: bool = True)
         >>> h_score(good, y) > h_score(rng.normal(size=(40, 4)), y)
         True
     """
-    f = _as_matrix(features, "features")
+    f = feature_matrix(features, "features")
     codes, k = _as_labels(labels, f.shape[0])
     f = f - f.mean(axis=0, keepdims=True)
     g = np.zeros_like(f)
@@ -225,7 +225,7 @@ def leep(source_probs: np.ndarray, labels: np.ndarray) -> float:
         >>> round(leep(probs, np.array([0, 1, 0])), 4)
         -0.3652
     """
-    theta = _as_matrix(source_probs, "source_probs")
+    theta = feature_matrix(source_probs, "source_probs")
     codes, k = _as_labels(labels, theta.shape[0])
     negative = int(np.count_nonzero(theta < 0))
     if negative:
@@ -297,7 +297,7 @@ def linear_probe(
         raise ConfigError(f"metric must be one of {_PROBE_METRICS}, got {metric!r}")
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
         raise ConfigError(f"folds must be an integer >= 2, got {folds!r}")
-    f = _as_matrix(features, "features")
+    f = feature_matrix(features, "features")
     codes, k = _as_labels(labels, f.shape[0])
     smallest = int(np.bincount(codes).min())
     if smallest < 2:

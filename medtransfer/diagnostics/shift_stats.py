@@ -31,6 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from medtransfer.diagnostics.scores import feature_matrix
 from medtransfer.errors import ConfigError
 
 __all__ = [
@@ -48,21 +49,7 @@ _IMAGINARY_TOLERANCE = 1e-3  # pytorch-fid's: a larger imaginary part of sqrtm i
 
 def _samples(array: object, name: str, *, min_samples: int = 2) -> np.ndarray:
     """``array`` as a finite float64 ``(n, d)`` matrix with ``n >= min_samples``, or ConfigError."""
-    arr = np.asarray(array)
-    if arr.ndim != 2:
-        raise ConfigError(
-            f"{name} must be a 2D array (n_samples, n_features), got shape {arr.shape}; "
-            "use x.reshape(-1, 1) for a single feature, or pool the features first."
-        )
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ConfigError(f"{name} must hold real numbers, got dtype {arr.dtype}.")
-    arr = arr.astype(np.float64, copy=False)
-    bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
-    if bad:
-        raise ConfigError(
-            f"{name} contains {bad} non-finite value(s) (NaN or inf); remove or impute those "
-            "samples first."
-        )
+    arr = feature_matrix(array, name)
     if arr.shape[0] < min_samples or arr.shape[1] < 1:
         raise ConfigError(
             f"{name} needs at least {min_samples} samples and 1 feature, got shape {arr.shape}."
