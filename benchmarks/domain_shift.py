@@ -95,9 +95,9 @@ QUICK = Config(n_train=4, n_heldout=2, n_b=2, spacing=4.0, steps=2, tent_steps=2
 
 
 class Clock:
-    """Wall and CPU seconds per stage, in order. CPU seconds (all threads of this process)
-    depend much less on other jobs' load than wall seconds: on an idle machine a stage takes
-    at most about its CPU seconds (less when several threads keep busy)."""
+    """Wall and CPU seconds per stage, in order. CPU seconds (all threads of this process) tell
+    whether the run had the machine: about 2x wall on an idle 2-core machine, about 1x or less
+    when other jobs compete (and then inflated too: waiting threads spin)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
