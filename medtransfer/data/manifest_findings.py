@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from medtransfer.data.manifest_labels import cell_number
 from medtransfer.errors import ManifestError
 
 __all__ = [
@@ -53,14 +54,7 @@ def finding_value(value: Any, uncertain: str = "ignore", missing: str = "ignore"
     """
     if value is None or (isinstance(value, str) and not value.strip()):
         return _POLICY_VALUE[missing]
-    number: float | None = None
-    if isinstance(value, int | float):  # bool too: True / False from a JSON manifest
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
+    number = cell_number(value)  # bool too: True / False from a JSON manifest
     if number is not None and math.isnan(number):
         return _POLICY_VALUE[missing]
     if number == -1.0:

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["label_index", "map_labels"]
+__all__ = ["cell_number", "label_index", "map_labels"]
 
 _SHOWN = 40  # characters of a bad label echoed in a message
 
@@ -21,6 +21,23 @@ _SHOWN = 40  # characters of a bad label echoed in a message
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def cell_number(value: Any) -> float | None:
+    """A manifest cell as a number: an int/float (bool included) or numeric text, else None.
+
+    Example:
+        >>> cell_number(" 2 "), cell_number(1), cell_number("benign")
+        (2.0, 1.0, None)
+    """
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
 
 
 def label_index(value: Any, class_names: Sequence[str] | None) -> int:
@@ -34,16 +51,7 @@ def label_index(value: Any, class_names: Sequence[str] | None) -> int:
     """
     if class_names is not None and isinstance(value, str) and value.strip() in class_names:
         return list(class_names).index(value.strip())
-    number: float | None = None
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int | float):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
+    number = None if isinstance(value, bool) else cell_number(value)
     if number is None or not math.isfinite(number) or number != int(number) or number < 0:
         if class_names is not None:
             close = difflib.get_close_matches(str(value), list(class_names), n=1)
